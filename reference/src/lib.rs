@@ -1,0 +1,39 @@
+//! The reference golden-path router: one router, one user-scoped broadcast path, one tool
+//! dispatcher.
+//!
+//! A client opens a WebSocket at `/ws` with a JWT, sends a `user_message`, and receives the
+//! events of the agent run it started — `agent_started`, `agent_thinking`, `tool_executing`,
+//! `tool_completed`, `agent_completed` — on every one of its connections and on nobody else's.
+//! The wire format is the spec's (`schemas/`), embedded through [`goldenpath_spec`].
+//!
+//! The front door is [`serve`] with a [`Config`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let config = goldenpath_reference::Config::new("change-me");
+//! goldenpath_reference::serve(listener, config, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The modules, in the order a frame meets them: `auth` (the token), `registry` (user →
+//! connections), `connection` (one loop per socket), `router` (one module per inbound type),
+//! `threads` (ownership), `agent` (the scripted run), `tools` (the dispatcher), `broadcast` (the
+//! only send path).
+
+mod agent;
+mod auth;
+mod broadcast;
+mod config;
+mod connection;
+mod metrics;
+mod registry;
+mod router;
+mod server;
+mod threads;
+mod tools;
+
+pub use agent::{Directive, MAX_DELAY_MS, MAX_STEPS};
+pub use auth::{AuthError, Authenticator, BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
+pub use config::{Config, ServeArgs};
+pub use server::{ServeError, serve};

@@ -1,0 +1,237 @@
+//! Who is connected: user → open connections.
+//!
+//! [`Registry`] is a cheap-clone handle over one `std::sync::Mutex`. The lock is held only to
+//! copy or edit the map, never across an `.await` (clippy's `await_holding_lock` is denied in
+//! this workspace), so every method here is synchronous and short.
+
+use axum::extract::ws::Utf8Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+
+/// One serialized server frame, shared by every connection it goes to.
+pub(crate) type Frame = Utf8Bytes;
+
+/// The send side of one open connection: its bounded queue and the bell that tells its loop it
+/// was too slow.
+#[derive(Clone)]
+pub(crate) struct ConnHandle {
+    pub(crate) id: Arc<str>,
+    tx: mpsc::Sender<Frame>,
+    slow: Arc<Notify>,
+    /// Set once the queue overflowed: the connection is closing and takes no more frames.
+    overflowed: Arc<AtomicBool>,
+}
+
+/// What happened to one frame offered to one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Queued for the connection's writer.
+    Queued,
+    /// The queue was full: the connection is told to close with 1013. Reported once per
+    /// connection; later frames get [`Delivery::Closed`].
+    SlowConsumer,
+    /// The connection is gone or going.
+    Closed,
+}
+
+impl ConnHandle {
+    /// A handle and the receiving end of its queue, which holds at most `capacity` frames.
+    pub(crate) fn new(
+        id: Arc<str>,
+        capacity: usize,
+    ) -> (ConnHandle, mpsc::Receiver<Frame>, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let slow = Arc::new(Notify::new());
+        let handle = ConnHandle {
+            id,
+            tx,
+            slow: slow.clone(),
+            overflowed: Arc::default(),
+        };
+        (handle, rx, slow)
+    }
+
+    /// Offer a frame without waiting: a full queue marks the connection as a slow consumer.
+    pub(crate) fn deliver(&self, frame: Frame) -> Delivery {
+        if self.overflowed.load(Ordering::Relaxed) {
+            return Delivery::Closed;
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => Delivery::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.overflowed.swap(true, Ordering::Relaxed) {
+                    return Delivery::Closed;
+                }
+                self.slow.notify_one();
+                Delivery::SlowConsumer
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+        }
+    }
+}
+
+/// The connection cap was reached for a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("user already holds {limit} connections, the most allowed")]
+pub(crate) struct TooManyConnections {
+    pub(crate) limit: usize,
+}
+
+#[derive(Default)]
+struct UserEntry {
+    /// Slots taken by reservations not yet registered (the upgrade is in flight).
+    reserved: usize,
+    conns: Vec<ConnHandle>,
+}
+
+/// User → open connections. Clone it freely: clones share the map.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    users: Arc<Mutex<HashMap<Arc<str>, UserEntry>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, UserEntry>> {
+        // A panic while holding this lock cannot leave the map half-edited (every edit is one
+        // call), so a poisoned lock is still consistent.
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take one of `user`'s `limit` connection slots, before the upgrade. The slot is given
+    /// back when the reservation is dropped unless it was [`Reservation::register`]ed.
+    pub(crate) fn reserve(
+        &self,
+        user: &str,
+        limit: usize,
+    ) -> Result<Reservation, TooManyConnections> {
+        let mut users = self.lock();
+        let user: Arc<str> = Arc::from(user);
+        let entry = users.entry(user.clone()).or_default();
+        if entry.reserved + entry.conns.len() >= limit {
+            return Err(TooManyConnections { limit });
+        }
+        entry.reserved += 1;
+        Ok(Reservation {
+            registry: self.clone(),
+            user,
+            done: false,
+        })
+    }
+
+    /// A snapshot of `user`'s open connections.
+    pub(crate) fn connections(&self, user: &str) -> Vec<ConnHandle> {
+        self.lock()
+            .get(user)
+            .map(|e| e.conns.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many connections are open, over all users.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.lock().values().map(|e| e.conns.len()).sum()
+    }
+
+    fn release(&self, user: &str) {
+        let mut users = self.lock();
+        if let Some(entry) = users.get_mut(user) {
+            entry.reserved = entry.reserved.saturating_sub(1);
+            if entry.reserved == 0 && entry.conns.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    fn remove(&self, user: &str, id: &str) {
+        let mut users = self.lock();
+        if let Some(entry) = users.get_mut(user) {
+            entry.conns.retain(|c| &*c.id != id);
+            if entry.reserved == 0 && entry.conns.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+}
+
+/// A connection slot taken before the upgrade.
+pub(crate) struct Reservation {
+    registry: Registry,
+    user: Arc<str>,
+    done: bool,
+}
+
+impl Reservation {
+    /// The user the slot belongs to.
+    pub(crate) fn user(&self) -> &Arc<str> {
+        &self.user
+    }
+
+    /// Turn the slot into an open connection; it is removed when the returned guard drops.
+    pub(crate) fn register(mut self, conn: ConnHandle) -> Registration {
+        {
+            let mut users = self.registry.lock();
+            let entry = users.entry(self.user.clone()).or_default();
+            entry.reserved = entry.reserved.saturating_sub(1);
+            entry.conns.push(conn.clone());
+        }
+        self.done = true;
+        Registration {
+            registry: self.registry.clone(),
+            user: self.user.clone(),
+            id: conn.id,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            self.registry.release(&self.user);
+        }
+    }
+}
+
+/// An open connection's entry in the registry; dropping it removes the entry.
+pub(crate) struct Registration {
+    registry: Registry,
+    user: Arc<str>,
+    id: Arc<str>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(&self.user, &self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_reservations_and_connections_and_frees_on_drop() {
+        let registry = Registry::default();
+        let first = registry.reserve("alice", 2).unwrap();
+        let (conn, _rx, _) = ConnHandle::new("c1".into(), 4);
+        let registered = first.register(conn);
+        let second = registry.reserve("alice", 2).unwrap();
+        assert_eq!(registry.reserve("alice", 2).err().map(|e| e.limit), Some(2));
+        assert!(registry.reserve("bob", 2).is_ok());
+        drop(second);
+        assert_eq!(registry.connections("alice").len(), 1);
+        drop(registered);
+        assert_eq!(registry.connections("alice").len(), 0);
+        assert_eq!(registry.open_connections(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_rings_the_slow_bell() {
+        let (conn, _rx, _slow) = ConnHandle::new("c1".into(), 1);
+        assert_eq!(conn.deliver("a".into()), Delivery::Queued);
+        assert_eq!(conn.deliver("b".into()), Delivery::SlowConsumer);
+        assert_eq!(conn.deliver("c".into()), Delivery::Closed, "reported once");
+        drop(_rx);
+        assert_eq!(conn.deliver("c".into()), Delivery::Closed);
+    }
+}
