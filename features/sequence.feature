@@ -1,0 +1,143 @@
+@sequence
+Feature: The sequence of a run
+  One agent run, as every connection that receives it sees it: agent_started first; then any mix
+  of agent_thinking steps and tool calls, each tool_executing closed by exactly one tool_completed
+  of the same tool_call_id; then one terminal event, agent_completed or agent_error, once no call
+  is open, and nothing after it. seq counts 1, 2, 3... and every frame carries the run's run_id,
+  thread_id and user_id. A "complete run" is one the machine of features/sequence.toml judges
+  without a finding; each finding names the requirement it breaks.
+
+  @GP-SEQ-001
+  Scenario: A run starts with agent_started
+    Given alice is connected
+    When alice sends a user message
+    Then alice receives one complete run
+
+  @GP-SEQ-001 @directives
+  Scenario: A run without thinking or tool calls still starts with agent_started
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=0 think=0]"
+    Then alice receives one complete run with 0 tool calls and 0 thinking steps
+
+  @GP-SEQ-002 @directives
+  Scenario: Every tool call is closed by one tool_completed of the same tool_call_id
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=4]"
+    Then alice receives one complete run with 4 tool calls
+
+  @GP-SEQ-002 @directives
+  Scenario: Tool calls are paired on every connection that receives the run
+    Given alice is connected with 3 connections
+    When alice sends a user message with the directive "[tools=3 think=2]"
+    Then each of alice's connections receives one complete run with 3 tool calls and 2 thinking steps
+
+  @GP-SEQ-003 @directives
+  Scenario: No tool_call_id is opened twice in a run
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=12 think=0]"
+    Then alice receives one complete run with 12 tool calls and 0 thinking steps
+
+  @GP-SEQ-004 @directives
+  Scenario: The terminal event comes only after the last tool call is closed
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=3 delay_ms=20]"
+    Then alice receives one complete run with 3 tool calls
+    And the run ends with agent_completed
+
+  @GP-SEQ-004 @directives
+  Scenario: A failing run closes its tool calls before agent_error
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=2 fail_run]"
+    Then alice receives one complete run with 2 tool calls
+    And the run ends with agent_error
+
+  @GP-SEQ-005
+  Scenario: A run has exactly one terminal event and nothing after it
+    Given alice is connected
+    When alice sends a user message
+    Then alice receives one complete run
+    And the run ends with agent_completed
+
+  @GP-SEQ-005 @directives
+  Scenario: A failing run has exactly one terminal event and nothing after it
+    Given alice is connected
+    When alice sends a user message with the directive "[fail_run]"
+    Then alice receives one complete run
+    And the run ends with agent_error
+
+  @GP-SEQ-006
+  Scenario: seq counts from 1 on every connection that receives the run
+    Given alice is connected with 3 connections
+    When alice sends a user message
+    Then each of alice's connections receives one complete run
+
+  @GP-SEQ-006
+  Scenario: Runs that overlap on one connection each count their own seq
+    Given alice is connected
+    When every user sends 3 user messages at once
+    Then every connection receives exactly its own user's runs, each complete and in order
+
+  @GP-SEQ-007
+  Scenario: Every frame of a run carries the run's run_id, thread_id and user_id
+    Given alice is connected with 2 connections
+    When alice sends a user message
+    Then each of alice's connections receives one complete run
+    And the run belongs to alice
+
+  @GP-SEQ-008
+  Scenario: A run reaches its terminal event within the run timeout
+    Given alice is connected
+    When alice sends a user message
+    Then the run's terminal event arrives within the run timeout
+
+  @GP-SEQ-008 @directives
+  Scenario: A long scripted run reaches its terminal event within the run timeout
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=16 think=16]"
+    Then the run's terminal event arrives within the run timeout
+
+  @GP-SEQ-009 @directives
+  Scenario: A failing tool call completes with status error and the run goes on
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=3 fail_tool=2]"
+    Then alice receives one complete run with 3 tool calls
+    And tool call 2 of the run completes with status "error"
+    And tool call 3 of the run completes with status "ok"
+    And the run ends with agent_completed
+
+  @GP-SEQ-009 @directives
+  Scenario: A failing first tool call does not stop the calls after it
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=2 fail_tool=1]"
+    Then alice receives one complete run with 2 tool calls
+    And tool call 1 of the run completes with status "error"
+    And tool call 2 of the run completes with status "ok"
+    And the run ends with agent_completed
+
+  @GP-SEQ-010 @directives
+  Scenario: A failing run ends with agent_error
+    Given alice is connected
+    When alice sends a user message with the directive "[fail_run]"
+    Then alice receives one complete run
+    And the run ends with agent_error
+
+  @GP-SEQ-010 @directives
+  Scenario: A run with a failing tool call and a failing run ends with agent_error
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=2 fail_tool=2 fail_run]"
+    Then alice receives one complete run with 2 tool calls
+    And tool call 2 of the run completes with status "error"
+    And the run ends with agent_error
+
+  @GP-SEQ-011 @directives
+  Scenario Outline: A scripted run has the shape its directive asks for
+    Given alice is connected
+    When alice sends a user message with the directive "<directive>"
+    Then alice receives one complete run with <tools> tool calls and <thinking> thinking steps
+
+    Examples:
+      | directive         | tools | thinking |
+      | [tools=0 think=0] | 0     | 0        |
+      | [tools=2 think=3] | 2     | 3        |
+      | [think=4 tools=3] | 3     | 4        |
+      | [tools=6 think=0] | 6     | 0        |
