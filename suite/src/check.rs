@@ -1,0 +1,284 @@
+//! `goldenpath check`: flags → options → run → writers → exit code.
+
+use clap::Args;
+use goldenpath::report::{Report, ScenarioResult};
+use goldenpath::writer::{self, BaselineClass};
+use goldenpath::{CheckError, Options, Selection, Target, TokenSource, tokens};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit codes: 0 conformant, 1 not conformant, 2 usage or configuration error, 3 target
+/// unreachable.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
+    /// is started on 127.0.0.1 and checked.
+    #[arg(long)]
+    url: Option<String>,
+    /// Mint HS256 tokens with this secret (the server's).
+    #[arg(
+        long,
+        env = "GOLDENPATH_JWT_SECRET",
+        hide_env_values = true,
+        group = "tokens"
+    )]
+    jwt_secret: Option<String>,
+    /// An extra claim for minted tokens, key=value (e.g. iss=auth, aud=chat). Repeatable.
+    #[arg(long = "jwt-claim", value_name = "KEY=VALUE")]
+    jwt_claims: Vec<String>,
+    /// A JSON file mapping user → token.
+    #[arg(long, group = "tokens")]
+    token_file: Option<PathBuf>,
+    /// A login endpoint: POST {"user": "<name>"} returns {"token": "..."}.
+    #[arg(long, group = "tokens")]
+    token_url: Option<String>,
+    /// An extra header on every upgrade request, K:V. Repeatable.
+    #[arg(long = "header", value_name = "K:V")]
+    headers: Vec<String>,
+    /// An extra subprotocol to offer.
+    #[arg(long)]
+    subprotocol: Option<String>,
+    /// A PEM file of a private CA to trust for wss://.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// Run only scenarios matching this tag expression, e.g. "@isolation and not @directives".
+    #[arg(long)]
+    tags: Option<String>,
+    /// Run only scenarios checking requirements with this id prefix, e.g. GP-SEQ. Repeatable.
+    #[arg(long)]
+    only: Vec<String>,
+    /// Print the scenarios and requirements that would run, and run nothing.
+    #[arg(long)]
+    list: bool,
+    /// Count SHOULD requirements as failures.
+    #[arg(long)]
+    strict: bool,
+    /// Users in the scenarios that connect many users (default: each scenario's own, 8).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Bound on every wait on the network, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Scenarios run at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Compare with a previous JSON report; exit 1 on a new failure.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("goldenpath check: {message}");
+    ExitCode::from(2)
+}
+
+pub(crate) async fn run(args: CheckArgs) -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let selection = match selection(&args) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    if args.list {
+        return list(&selection);
+    }
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return usage("--timeout must be a positive number of seconds");
+    }
+    let baseline = match &args.baseline {
+        Some(path) => match writer::Baseline::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => return usage(e),
+        },
+        None => None,
+    };
+    let target = match target(&args) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let options = Options {
+        target,
+        selection,
+        users: args.users,
+        timeout: Duration::from_secs_f64(args.timeout),
+        strict: args.strict,
+        concurrency: args.concurrency,
+    };
+    let total = goldenpath::list(&options.selection).len() as u64;
+    let bar = progress_bar(total);
+    let progress = bar.clone().map(|bar| {
+        Arc::new(move |s: &ScenarioResult| {
+            bar.set_message(s.name.clone());
+            bar.inc(1);
+        }) as goldenpath::Progress
+    });
+    let result = goldenpath::check(options, progress).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e @ CheckError::Unreachable(_)) => {
+            eprintln!("goldenpath check: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+        Err(e) => return usage(e),
+    };
+    print!("{}", writer::summary(&report));
+    if let Some(path) = &args.json
+        && let Err(e) = std::fs::write(path, writer::to_json(&report))
+    {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, writer::to_junit(&report))
+    {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
+    if let Some(baseline) = baseline {
+        return compare(&report, &baseline);
+    }
+    ExitCode::from(if report.conformant() { 0 } else { 1 })
+}
+
+fn selection(args: &CheckArgs) -> Result<Selection, String> {
+    let tags = match &args.tags {
+        Some(expr) => Some(
+            expr.parse()
+                .map_err(|e| format!("--tags {expr:?} is not a tag expression: {e}"))?,
+        ),
+        None => None,
+    };
+    for prefix in &args.only {
+        if !goldenpath_spec::catalogue::requirements()
+            .iter()
+            .any(|r| r.id.starts_with(prefix.as_str()))
+        {
+            return Err(format!(
+                "--only {prefix:?} names no requirement (ids look like GP-SEQ-003)"
+            ));
+        }
+    }
+    Ok(Selection {
+        tags,
+        only: args.only.clone(),
+    })
+}
+
+fn target(args: &CheckArgs) -> Result<Option<(Target, TokenSource)>, String> {
+    let Some(url) = &args.url else {
+        if args.jwt_secret.is_some() || args.token_file.is_some() || args.token_url.is_some() {
+            return Err(
+                "a token source needs --url: without it the embedded reference is checked".into(),
+            );
+        }
+        return Ok(None);
+    };
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("--header {h:?} is not K:V"))?;
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let target = Target::new(
+        url,
+        headers,
+        args.subprotocol.clone(),
+        args.ca_cert.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let tokens = if let Some(secret) = &args.jwt_secret {
+        TokenSource::Secret {
+            secret: secret.clone(),
+            claims: tokens::parse_claims(&args.jwt_claims).map_err(|e| e.to_string())?,
+        }
+    } else if let Some(file) = &args.token_file {
+        TokenSource::from_file(file).map_err(|e| e.to_string())?
+    } else if let Some(url) = &args.token_url {
+        TokenSource::from_url(url.clone())
+    } else {
+        return Err("--url needs a token source: --jwt-secret, --token-file or --token-url".into());
+    };
+    Ok(Some((target, tokens)))
+}
+
+fn list(selection: &Selection) -> ExitCode {
+    let scenarios = goldenpath::list(selection);
+    if scenarios.is_empty() {
+        return usage("no scenario matches the selection");
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for (family, name, tags) in &scenarios {
+        let reqs: Vec<&String> = tags.iter().filter(|t| t.starts_with("GP-")).collect();
+        println!(
+            "{family:<11} {name}  [{}]",
+            reqs.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for r in reqs {
+            if !ids.contains(r) {
+                ids.push(r.clone());
+            }
+        }
+    }
+    ids.sort();
+    println!();
+    for id in &ids {
+        if let Some(r) = goldenpath_spec::catalogue::requirement(id) {
+            println!("{id:<13} {:<6} {}", r.level.to_string(), r.text);
+        }
+    }
+    println!(
+        "\n{} scenarios, {} requirements",
+        scenarios.len(),
+        ids.len()
+    );
+    ExitCode::SUCCESS
+}
+
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let style =
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} scenarios  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
+fn compare(report: &Report, baseline: &writer::Baseline) -> ExitCode {
+    let classes = writer::compare(report, baseline);
+    let mut new_failure = false;
+    println!();
+    println!("against the baseline:");
+    for (id, class) in &classes {
+        let label = match class {
+            BaselineClass::NewFailure => {
+                new_failure = true;
+                "new failure"
+            }
+            BaselineClass::Fixed => "fixed",
+            BaselineClass::StillFailing => "still failing",
+            BaselineClass::StaleBaseline => "stale baseline (not checked now)",
+            BaselineClass::Unchanged => continue,
+        };
+        println!("  {id:<14} {label}");
+    }
+    ExitCode::from(if new_failure { 1 } else { 0 })
+}

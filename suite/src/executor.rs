@@ -1,0 +1,368 @@
+//! The executor: cucumber-rs over the embedded features, with the evidence each scenario
+//! leaves collected into the one result model. It never prints.
+
+use cucumber::event::{
+    self, Cucumber as CucumberEvent, Feature as FeatureEvent, Rule as RuleEvent,
+    Scenario as ScenarioEvent, Step as StepEvent,
+};
+use cucumber::feature::Ext as _;
+use cucumber::tag::Ext as _;
+use cucumber::{Event, World as _, cli, parser};
+use futures_util::FutureExt as _;
+use futures_util::stream;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::report::{Finding, ScenarioResult, StepResult, Verdict};
+use crate::world::{Context, GoldenWorld, ScenarioOutcome};
+
+/// The embedded feature files as a cucumber parser.
+pub(crate) struct Embedded;
+
+impl parser::Parser<()> for Embedded {
+    type Cli = cli::Empty;
+    type Output = stream::Iter<std::vec::IntoIter<parser::Result<gherkin::Feature>>>;
+
+    fn parse(self, _: (), _: cli::Empty) -> Self::Output {
+        stream::iter(features().into_iter().map(Ok).collect::<Vec<_>>())
+    }
+}
+
+/// Every embedded feature, parsed, its outlines expanded. The files are tested at build time,
+/// so a parse failure here is a bug of this crate.
+pub(crate) fn features() -> Vec<gherkin::Feature> {
+    goldenpath_spec::catalogue::FEATURE_FILES
+        .iter()
+        .map(|(name, text)| {
+            let mut feature = gherkin::Feature::parse(text, gherkin::GherkinEnv::default())
+                .unwrap_or_else(|e| panic!("embedded feature {name} does not parse: {e}"));
+            feature.path = Some(name.into());
+            feature
+                .expand_examples()
+                .unwrap_or_else(|e| panic!("embedded feature {name}: {e}"))
+        })
+        .collect()
+}
+
+/// The family of a feature: its file name without `.feature`.
+pub(crate) fn family(feature: &gherkin::Feature) -> String {
+    feature
+        .path
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| feature.name.clone())
+}
+
+/// The requirement ids among tags.
+pub(crate) fn requirement_tags(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter(|t| t.starts_with("GP-"))
+        .cloned()
+        .collect()
+}
+
+/// Which scenarios to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// A cucumber tag expression, e.g. `@isolation and not @directives`.
+    pub tags: Option<gherkin::tagexpr::TagOperation>,
+    /// Requirement id prefixes, e.g. `GP-SEQ`; a scenario runs when one of its ids starts with
+    /// one of them.
+    pub only: Vec<String>,
+}
+
+impl Selection {
+    /// Whether the scenario is selected.
+    pub fn matches(&self, feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> bool {
+        let tags: Vec<&String> = feature.tags.iter().chain(&scenario.tags).collect();
+        if let Some(op) = &self.tags
+            && !op.eval(tags.iter().copied())
+        {
+            return false;
+        }
+        self.only.is_empty()
+            || tags.iter().any(|t| {
+                t.starts_with("GP-") && self.only.iter().any(|p| t.starts_with(p.as_str()))
+            })
+    }
+}
+
+type Key = (String, String, usize);
+
+fn key(feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> Key {
+    (
+        family(feature),
+        scenario.name.clone(),
+        scenario.position.line,
+    )
+}
+
+#[derive(Default)]
+struct Partial {
+    feature: String,
+    name: String,
+    tags: Vec<String>,
+    started: Option<Instant>,
+    duration_ms: f64,
+    steps: Vec<StepResult>,
+    failed_messages: Vec<String>,
+    finished: bool,
+}
+
+/// A cucumber writer that keeps step outcomes per scenario.
+pub(crate) struct Collector {
+    partial: HashMap<Key, Partial>,
+    outcomes: Arc<Mutex<HashMap<Key, ScenarioOutcome>>>,
+    progress: Option<Progress>,
+    done: Vec<ScenarioResult>,
+}
+
+/// Called with each scenario's result as it finishes.
+pub type Progress = Arc<dyn Fn(&ScenarioResult) + Send + Sync>;
+
+impl cucumber::writer::Normalized for Collector {}
+
+fn panic_text(info: &event::Info) -> String {
+    if let Some(s) = info.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = info.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else {
+        "the step panicked".to_owned()
+    }
+}
+
+impl Collector {
+    fn step(&mut self, k: Key, step: &gherkin::Step, ev: &StepEvent<GoldenWorld>) {
+        let partial = self.partial.entry(k).or_default();
+        let (verdict, message) = match ev {
+            StepEvent::Started => return,
+            StepEvent::Passed(..) => (Verdict::Pass, None),
+            StepEvent::Skipped => (
+                Verdict::Error,
+                Some("no step definition matches this step".to_owned()),
+            ),
+            StepEvent::Failed(_, _, _, err) => {
+                let text = match err {
+                    event::StepError::Panic(info) => panic_text(info),
+                    other => other.to_string(),
+                };
+                partial.failed_messages.push(text.clone());
+                let verdict = if text.starts_with(crate::world::ERROR_PREFIX) {
+                    Verdict::Error
+                } else {
+                    Verdict::Fail
+                };
+                (verdict, Some(text))
+            }
+        };
+        partial.steps.push(StepResult {
+            keyword: step.keyword.clone(),
+            text: step.value.clone(),
+            verdict,
+            message,
+        });
+    }
+
+    fn finish(&mut self, k: Key) -> Option<ScenarioResult> {
+        let partial = self.partial.remove(&k)?;
+        let outcome = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&k)
+            .unwrap_or_default();
+        Some(assemble(partial, outcome))
+    }
+}
+
+/// Turn a scenario's step outcomes and its world's evidence into its result.
+fn assemble(p: Partial, outcome: ScenarioOutcome) -> ScenarioResult {
+    let requirements = requirement_tags(&p.tags);
+    let mut findings: Vec<Finding> = outcome.findings;
+    let step_failed = p.steps.iter().any(|s| s.verdict == Verdict::Fail);
+    let step_error = p.steps.iter().any(|s| s.verdict == Verdict::Error);
+    if step_failed {
+        // A failing step names the requirements it checks (`[GP-ROUTE-002] ...`); one that
+        // names none fails every requirement of the scenario.
+        for message in p
+            .failed_messages
+            .iter()
+            .filter(|m| !m.starts_with(crate::world::ERROR_PREFIX))
+        {
+            let named: Vec<String> = ids_in(message);
+            let targets = if named.is_empty() {
+                requirements.clone()
+            } else {
+                named
+            };
+            for requirement in targets {
+                findings.push(Finding {
+                    requirement,
+                    expected: "the step to hold".to_owned(),
+                    got: message.clone(),
+                    connection: None,
+                    frame_index: None,
+                });
+            }
+        }
+    }
+    let verdict = if outcome.skip_reason.is_some() && !step_failed && findings.is_empty() {
+        Verdict::Skip
+    } else if !findings.is_empty() {
+        Verdict::Fail
+    } else if step_error || !p.finished {
+        Verdict::Error
+    } else {
+        Verdict::Pass
+    };
+    let keep_evidence = matches!(verdict, Verdict::Fail | Verdict::Error);
+    ScenarioResult {
+        feature: p.feature,
+        name: p.name,
+        requirements,
+        tags: p.tags,
+        verdict,
+        skip_reason: outcome.skip_reason,
+        duration_ms: p.duration_ms,
+        steps: p.steps,
+        findings,
+        transcripts: if keep_evidence {
+            outcome.transcripts
+        } else {
+            Vec::new()
+        },
+        leak_matrix: outcome.leak_matrix,
+    }
+}
+
+/// The requirement ids written in a message.
+fn ids_in(message: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, _) in message.match_indices("GP-") {
+        let id: String = message[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if goldenpath_spec::catalogue::requirement(&id).is_some() && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+impl cucumber::Writer<GoldenWorld> for Collector {
+    type Cli = cli::Empty;
+
+    async fn handle_event(
+        &mut self,
+        event: parser::Result<Event<CucumberEvent<GoldenWorld>>>,
+        _: &cli::Empty,
+    ) {
+        let Ok(event) = event else { return };
+        let CucumberEvent::Feature(feature, ev) = event.value else {
+            return;
+        };
+        let (scenario, ev) = match ev {
+            FeatureEvent::Scenario(s, ev) => (s, ev.event),
+            FeatureEvent::Rule(_, RuleEvent::Scenario(s, ev)) => (s, ev.event),
+            _ => return,
+        };
+        let k = key(&feature, &scenario);
+        match ev {
+            ScenarioEvent::Started => {
+                let tags = feature.tags.iter().chain(&scenario.tags).cloned().collect();
+                self.partial.insert(
+                    k,
+                    Partial {
+                        feature: family(&feature),
+                        name: scenario.name.clone(),
+                        tags,
+                        started: Some(Instant::now()),
+                        ..Partial::default()
+                    },
+                );
+            }
+            ScenarioEvent::Background(step, ev) | ScenarioEvent::Step(step, ev) => {
+                self.step(k, &step, &ev)
+            }
+            ScenarioEvent::Hook(_, event::Hook::Failed(_, info)) => {
+                let partial = self.partial.entry(k).or_default();
+                partial.steps.push(StepResult {
+                    keyword: "Hook".into(),
+                    text: "scenario set-up or tear-down".into(),
+                    verdict: Verdict::Error,
+                    message: Some(panic_text(&info)),
+                });
+            }
+            ScenarioEvent::Finished => {
+                if let Some(p) = self.partial.get_mut(&k) {
+                    p.duration_ms = p
+                        .started
+                        .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+                        .unwrap_or(0.0);
+                    p.finished = true;
+                }
+                if let Some(result) = self.finish(k) {
+                    if let Some(progress) = &self.progress {
+                        progress(&result);
+                    }
+                    self.done.push(result);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Run the selected scenarios against the target of `ctx`; their results, in finishing order.
+pub(crate) async fn execute(
+    ctx: Arc<Context>,
+    selection: Selection,
+    progress: Option<Progress>,
+) -> Vec<ScenarioResult> {
+    let outcomes: Arc<Mutex<HashMap<Key, ScenarioOutcome>>> = Arc::default();
+    let collector = Collector {
+        partial: HashMap::new(),
+        outcomes: outcomes.clone(),
+        progress,
+        done: Vec::new(),
+    };
+    let concurrency = ctx.concurrency;
+    let collector = GoldenWorld::cucumber::<&str>()
+        .with_parser(Embedded)
+        .with_writer(collector)
+        .with_cli(cli::Opts::<_, _, _, cli::Empty>::default())
+        .max_concurrent_scenarios(concurrency)
+        .before(move |_, _, _, world| {
+            world.scenario = ctx
+                .scenarios
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            world.ctx = Some(ctx.clone());
+            async {}.boxed_local()
+        })
+        .after(move |feature, _, scenario, _, world| {
+            let outcomes = outcomes.clone();
+            let k = key(feature, scenario);
+            async move {
+                if let Some(world) = world {
+                    let outcome = world.finish().await;
+                    outcomes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(k, outcome);
+                }
+            }
+            .boxed_local()
+        })
+        .filter_run((), move |feature, _, scenario| {
+            selection.matches(feature, scenario)
+        })
+        .await;
+    let mut done = collector.done;
+    done.sort_by(|a, b| (&a.feature, &a.name).cmp(&(&b.feature, &b.name)));
+    done
+}

@@ -1,0 +1,262 @@
+//! The goldenpath conformance runner: points at any WebSocket chat backend, runs the spec's
+//! features against it, validates every frame, and reports per requirement with evidence.
+//!
+//! The front door is [`check`] with [`Options`]; it returns a [`Report`] that the writers in
+//! [`writer`] turn into a terminal summary, JSON or JUnit.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), goldenpath::CheckError> {
+//! let report = goldenpath::check(goldenpath::Options::default(), None).await?;
+//! println!("{}", goldenpath::writer::summary(&report));
+//! std::process::exit(if report.conformant() { 0 } else { 1 });
+//! # }
+//! ```
+
+mod executor;
+pub mod report;
+mod steps;
+pub mod target;
+pub mod tokens;
+mod world;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use executor::{Progress, Selection};
+pub use report::{Report, Verdict};
+pub use target::{ConnectError, Target};
+pub use tokens::{TokenError, TokenKind, TokenSource};
+
+use target::Placement;
+use world::Context;
+
+/// What to check, and how.
+pub struct Options {
+    /// The server under test; `None` starts the reference router in-process.
+    pub target: Option<(Target, TokenSource)>,
+    /// Which scenarios run.
+    pub selection: Selection,
+    /// Users in the scenarios that connect many users; `None` keeps each scenario's number.
+    pub users: Option<usize>,
+    /// Bound on every wait on the network.
+    pub timeout: Duration,
+    /// SHOULD requirements count as failures.
+    pub strict: bool,
+    /// Scenarios run at once.
+    pub concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            target: None,
+            selection: Selection::default(),
+            users: None,
+            timeout: Duration::from_secs(5),
+            strict: false,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Why a check could not produce a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The target could not be reached (exit 3).
+    #[error("target unreachable: {0}")]
+    Unreachable(#[from] ConnectError),
+    /// The options cannot work: say what to change (exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// The selection matches no scenario (exit 2).
+    #[error("no scenario matches the selection: nothing was checked")]
+    NothingSelected,
+}
+
+impl CheckError {
+    /// The process exit code for this error: 3 unreachable, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CheckError::Unreachable(_) => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// One scenario the selection would run: (family, scenario name, tags).
+pub type Listed = (String, String, Vec<String>);
+
+/// The scenarios `selection` would run, without running anything.
+pub fn list(selection: &Selection) -> Vec<Listed> {
+    let mut out = Vec::new();
+    for feature in executor::features() {
+        for scenario in feature
+            .scenarios
+            .iter()
+            .chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()))
+        {
+            if selection.matches(&feature, scenario) {
+                let tags = feature.tags.iter().chain(&scenario.tags).cloned().collect();
+                out.push((executor::family(&feature), scenario.name.clone(), tags));
+            }
+        }
+    }
+    out
+}
+
+/// Check a target (or the embedded reference router) and report.
+///
+/// Before any scenario, one connection is opened as a probe: a target that cannot be reached
+/// is [`CheckError::Unreachable`]; one that refuses a valid token is a configuration error.
+/// The returned future is not `Send` (cucumber runs scenarios as local futures): drive it with
+/// `block_on` or `#[tokio::test]`.
+pub async fn check(options: Options, progress: Option<Progress>) -> Result<Report, CheckError> {
+    if list(&options.selection).is_empty() {
+        return Err(CheckError::NothingSelected);
+    }
+    let started = Instant::now();
+    let mut embedded = None;
+    let (target, tokens) = match options.target {
+        Some(t) => t,
+        None => {
+            let server = Embedded::start().await.map_err(|e| {
+                CheckError::Config(format!("cannot start the embedded reference router: {e}"))
+            })?;
+            let pair = server.target_and_tokens()?;
+            embedded = Some(server);
+            pair
+        }
+    };
+    let display = if embedded.is_some() {
+        "the embedded reference router".to_owned()
+    } else {
+        target.display_url()
+    };
+    let run_tag = format!("gp{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let capabilities = probe(&target, &tokens, &run_tag, options.timeout).await?;
+    let ctx = Arc::new(Context {
+        target,
+        tokens,
+        timeout: options.timeout,
+        users: options.users.map(|n| n.max(2)),
+        concurrency: options.concurrency.max(1),
+        capabilities,
+        run_tag,
+        scenarios: Default::default(),
+    });
+    let scenarios = executor::execute(ctx, options.selection, progress).await;
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    if scenarios.is_empty() {
+        return Err(CheckError::NothingSelected);
+    }
+    Ok(Report::build(
+        display,
+        options.strict,
+        started.elapsed().as_secs_f64() * 1000.0,
+        scenarios,
+    ))
+}
+
+/// Open one connection and read the capabilities its greeting advertises.
+async fn probe(
+    target: &Target,
+    tokens: &TokenSource,
+    run_tag: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, CheckError> {
+    let user = format!("{run_tag}probe");
+    let token = tokens
+        .token(&user, TokenKind::Valid)
+        .await
+        .map_err(|e| CheckError::Config(e.to_string()))?;
+    let mut conn = match target
+        .connect("probe", &user, Some(&token), Placement::Header, timeout)
+        .await?
+    {
+        Ok(conn) => conn,
+        Err(refusal) => {
+            return Err(CheckError::Config(format!(
+                "{} refused a valid token (HTTP {}: {}): check the token source (--jwt-secret and --jwt-claim, --token-file or --token-url)",
+                target.display_url(),
+                refusal.status,
+                refusal.body.trim()
+            )));
+        }
+    };
+    let greeting = conn
+        .next_json(tokio::time::Instant::now() + timeout)
+        .await
+        .unwrap_or_default();
+    let _ = conn.send_close().await;
+    let payload = &greeting["payload"];
+    let capabilities = payload["capabilities"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(capabilities)
+}
+
+/// The reference router, started in-process for the embedded default.
+struct Embedded {
+    addr: std::net::SocketAddr,
+    secret: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const EMBEDDED_ISSUER: &str = "goldenpath-embedded";
+const EMBEDDED_AUDIENCE: &str = "goldenpath";
+
+impl Embedded {
+    async fn start() -> std::io::Result<Embedded> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let secret = uuid::Uuid::new_v4().simple().to_string();
+        let config = goldenpath_reference::Config::new(secret.clone())
+            .with_issuer(EMBEDDED_ISSUER)
+            .with_audience(EMBEDDED_AUDIENCE);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = goldenpath_reference::serve(listener, config, shutdown).await {
+                tracing::error!("embedded reference router: {e}");
+            }
+        });
+        Ok(Embedded {
+            addr,
+            secret,
+            stop,
+            task,
+        })
+    }
+
+    fn target_and_tokens(&self) -> Result<(Target, TokenSource), CheckError> {
+        let target = Target::new(&format!("ws://{}/ws", self.addr), Vec::new(), None, None)?;
+        let claims = tokens::parse_claims(&[
+            format!("iss={EMBEDDED_ISSUER}"),
+            format!("aud={EMBEDDED_AUDIENCE}"),
+        ])
+        .map_err(|e| CheckError::Config(e.to_string()))?;
+        Ok((
+            target,
+            TokenSource::Secret {
+                secret: self.secret.clone(),
+                claims,
+            },
+        ))
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}

@@ -1,0 +1,107 @@
+//! `goldenpath`: the conformance runner and the reference server, in one binary.
+
+mod check;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Check a golden-path chat backend against the spec, or serve the reference router.
+#[derive(Parser)]
+#[command(name = "goldenpath", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a server against the golden-path spec (without --url: the embedded reference).
+    Check(Box<check::CheckArgs>),
+    /// Serve the reference router (WebSocket at /ws, plus /health, /metrics, /dev/tokens).
+    Serve(goldenpath_reference::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log(&cli.command))),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("goldenpath: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => runtime.block_on(check::run(*args)),
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn serve(args: goldenpath_reference::ServeArgs) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("goldenpath serve: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        "serving the golden path at ws://{address}/ws (health: http://{address}/health)"
+    );
+    if args.dev_tokens {
+        tracing::info!(
+            "dev tokens: curl -s -XPOST http://{address}/dev/tokens -d '{{\"user\":\"alice\"}}'"
+        );
+    }
+    match goldenpath_reference::serve(listener, args.config(), shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("goldenpath serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: closing connections with 1001");
+}
+
+/// `serve` logs its own progress; `check` prints a report and keeps logs to warnings.
+fn default_log(command: &Command) -> &'static str {
+    match command {
+        Command::Serve(_) => "info",
+        Command::Check(_) => "warn",
+    }
+}

@@ -1,0 +1,309 @@
+//! The one result model every writer reads: requirement → scenarios → steps → verdict, with
+//! evidence.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The outcome of a step, a scenario or a requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Checked and kept.
+    Pass,
+    /// Not applicable to this target, or not selected; the reason says which.
+    Skip,
+    /// A SHOULD requirement was missed; counts as a failure only with `--strict`.
+    PassNonstrict,
+    /// The suite or the network broke: no verdict on the target.
+    Error,
+    /// Checked and broken.
+    Fail,
+}
+
+impl Verdict {
+    /// The wire form: `pass`, `pass-nonstrict`, `skip`, `fail`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::PassNonstrict => "pass-nonstrict",
+            Verdict::Skip => "skip",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which way a frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Client → server.
+    Sent,
+    /// Server → client.
+    Received,
+}
+
+/// One frame of a connection's transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Which way it went.
+    pub direction: Direction,
+    /// Milliseconds since the connection opened.
+    pub t_ms: f64,
+    /// The frame: JSON text as sent or received (secrets redacted), or a description of a
+    /// non-text frame such as `<binary 3 bytes>` or `<close 1000>`.
+    pub frame: String,
+}
+
+/// Everything one connection sent and received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The connection's label in the scenario, e.g. `alice#2`.
+    pub connection: String,
+    /// The user it authenticated as.
+    pub user: String,
+    /// The frames, in order.
+    pub frames: Vec<Frame>,
+}
+
+/// A requirement broken, with what was expected and what came instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The requirement id, e.g. `GP-SEQ-006`.
+    pub requirement: String,
+    /// What the spec expected.
+    pub expected: String,
+    /// What the target did.
+    pub got: String,
+    /// The connection it happened on, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The index of the offending frame in that connection's transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_index: Option<usize>,
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// `Given`, `When`, `Then`, `And`...
+    pub keyword: String,
+    /// The step's text.
+    pub text: String,
+    /// Its outcome.
+    pub verdict: Verdict,
+    /// Why it failed, errored or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One scenario, as run against the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// The feature file's family, e.g. `routing`.
+    pub feature: String,
+    /// The scenario's name.
+    pub name: String,
+    /// The requirement ids it checks (its `@GP-...` tags).
+    pub requirements: Vec<String>,
+    /// All its tags, without `@`.
+    pub tags: Vec<String>,
+    /// Its outcome: `pass`, `skip` (with `skip_reason`), `fail` or `error`.
+    pub verdict: Verdict,
+    /// Why it was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// Wall time, in milliseconds.
+    pub duration_ms: f64,
+    /// The steps.
+    pub steps: Vec<StepResult>,
+    /// The requirements it found broken.
+    pub findings: Vec<Finding>,
+    /// The transcripts of its connections (kept for failures and errors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcripts: Vec<Transcript>,
+    /// For isolation scenarios that found a leak: `matrix[sender][receiver]` frames, users in
+    /// `leak_users` order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_matrix: Option<LeakMatrix>,
+}
+
+/// Which user's frames reached which user's connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeakMatrix {
+    /// The users, in row and column order.
+    pub users: Vec<String>,
+    /// `counts[s][r]`: frames of runs owned by `users[s]` received by `users[r]`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+/// One requirement's verdict over the scenarios that check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequirementResult {
+    /// The id, e.g. `GP-ROUTE-002`.
+    pub id: String,
+    /// `MUST` or `SHOULD`.
+    pub level: String,
+    /// The requirement's sentence.
+    pub text: String,
+    /// Its family, e.g. `ROUTE`.
+    pub family: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why it was skipped, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The scenarios that checked it.
+    pub scenarios: Vec<String>,
+}
+
+/// Counts of requirements by verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Kept.
+    pub pass: usize,
+    /// SHOULDs missed (not failures without `--strict`).
+    pub pass_nonstrict: usize,
+    /// Not applicable.
+    pub skip: usize,
+    /// Broken.
+    pub fail: usize,
+    /// Not judged: the suite or the network broke.
+    pub error: usize,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The format of this report (`goldenpath-report/1`).
+    pub format: String,
+    /// The spec version checked against.
+    pub spec_version: String,
+    /// The target (`embedded reference` or its URL, secrets redacted).
+    pub target: String,
+    /// Whether SHOULDs counted as failures.
+    pub strict: bool,
+    /// Wall time of the run, in milliseconds.
+    pub duration_ms: f64,
+    /// Requirement verdicts, by id.
+    pub totals: Totals,
+    /// One entry per requirement checked.
+    pub requirements: Vec<RequirementResult>,
+    /// One entry per scenario run.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// The report format's name and version.
+pub const REPORT_FORMAT: &str = "goldenpath-report/1";
+
+impl Report {
+    /// Judge each requirement from the scenarios: a finding or a failed scenario naming it
+    /// fails it (`pass-nonstrict` for a SHOULD unless `strict`); otherwise an errored scenario
+    /// errors it; otherwise it passes if any scenario passed, and is skipped if all were.
+    pub fn build(
+        target: String,
+        strict: bool,
+        duration_ms: f64,
+        scenarios: Vec<ScenarioResult>,
+    ) -> Report {
+        let mut by_id: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
+        for s in &scenarios {
+            for r in &s.requirements {
+                by_id.entry(r.as_str()).or_default().push(s);
+            }
+        }
+        // Findings can name requirements the scenario is not tagged with (a wire violation seen
+        // in a routing scenario): they count too.
+        let mut found: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
+        for s in &scenarios {
+            for f in &s.findings {
+                found.entry(f.requirement.as_str()).or_default().push(s);
+            }
+        }
+        let mut requirements = Vec::new();
+        for req in goldenpath_spec::catalogue::requirements() {
+            let tagged = by_id.get(req.id).cloned().unwrap_or_default();
+            let broken = found.get(req.id).cloned().unwrap_or_default();
+            if tagged.is_empty() && broken.is_empty() {
+                continue;
+            }
+            let failed = !broken.is_empty();
+            let errored = tagged.iter().any(|s| s.verdict == Verdict::Error);
+            let passed = tagged.iter().any(|s| s.verdict == Verdict::Pass);
+            let (verdict, reason) = if failed {
+                let should = req.level == goldenpath_spec::catalogue::Level::Should;
+                (
+                    if should && !strict {
+                        Verdict::PassNonstrict
+                    } else {
+                        Verdict::Fail
+                    },
+                    None,
+                )
+            } else if errored {
+                (Verdict::Error, None)
+            } else if passed {
+                (Verdict::Pass, None)
+            } else {
+                let reason = tagged.iter().find_map(|s| s.skip_reason.clone());
+                (Verdict::Skip, reason)
+            };
+            let mut names: Vec<String> = tagged
+                .iter()
+                .chain(&broken)
+                .map(|s| format!("{}:{}", s.feature, s.name))
+                .collect();
+            names.dedup();
+            requirements.push(RequirementResult {
+                id: req.id.to_owned(),
+                level: req.level.to_string(),
+                text: req.text.to_owned(),
+                family: req.family.to_owned(),
+                verdict,
+                reason,
+                scenarios: names,
+            });
+        }
+        let mut totals = Totals::default();
+        for r in &requirements {
+            match r.verdict {
+                Verdict::Pass => totals.pass += 1,
+                Verdict::PassNonstrict => totals.pass_nonstrict += 1,
+                Verdict::Skip => totals.skip += 1,
+                Verdict::Fail => totals.fail += 1,
+                Verdict::Error => totals.error += 1,
+            }
+        }
+        Report {
+            format: REPORT_FORMAT.to_owned(),
+            spec_version: goldenpath_spec::SPEC_VERSION.to_owned(),
+            target,
+            strict,
+            duration_ms,
+            totals,
+            requirements,
+            scenarios,
+        }
+    }
+
+    /// Whether the target kept every requirement checked (errors make a run inconclusive, not
+    /// conformant).
+    pub fn conformant(&self) -> bool {
+        self.totals.fail == 0 && self.totals.error == 0
+    }
+
+    /// The ids of the requirements with this verdict.
+    pub fn ids_with(&self, verdict: Verdict) -> Vec<&str> {
+        self.requirements
+            .iter()
+            .filter(|r| r.verdict == verdict)
+            .map(|r| r.id.as_str())
+            .collect()
+    }
+}

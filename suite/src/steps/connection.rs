@@ -1,0 +1,189 @@
+//! Connecting, greeting, closing: GP-CONN.
+
+use cucumber::{given, then, when};
+use std::collections::HashSet;
+
+use crate::target::Placement;
+use crate::tokens::TokenKind;
+use crate::world::{Attempt, GoldenWorld, suite_error};
+
+#[given(regex = r"^(alice|bob|carol) is connected$")]
+async fn connected(w: &mut GoldenWorld, user: String) {
+    if w.then() {
+        return;
+    }
+    w.connect(&user).await;
+}
+
+#[given(regex = r"^(alice|bob|carol) is connected with (\d+) connections$")]
+async fn connected_n(w: &mut GoldenWorld, user: String, n: usize) {
+    if w.then() {
+        return;
+    }
+    for _ in 0..n {
+        w.connect(&user).await;
+    }
+}
+
+#[given(regex = r"^(\d+) users are connected with (\d+) connections each$")]
+async fn many_connected(w: &mut GoldenWorld, n: usize, tabs: usize) {
+    if w.then() {
+        return;
+    }
+    let n = w.ctx().users.unwrap_or(n);
+    for u in 1..=n {
+        let user = format!("user{u:02}");
+        for _ in 0..tabs {
+            w.connect(&user).await;
+        }
+    }
+}
+
+#[when(
+    regex = r"^(alice|bob|carol) connects with a valid token in the (Authorization header|subprotocol offer|token query parameter)$"
+)]
+async fn connects_with_placement(w: &mut GoldenWorld, user: String, placement: String) {
+    if w.when() {
+        return;
+    }
+    let placement = match placement.as_str() {
+        "Authorization header" => Placement::Header,
+        "subprotocol offer" => Placement::Subprotocol,
+        _ => Placement::Query,
+    };
+    w.attempt(&user, Some(TokenKind::Valid), placement).await;
+}
+
+#[then(regex = r"^the connection is accepted$")]
+async fn accepted(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    match w.attempt.as_ref().map(|a| &a.outcome) {
+        Some(Attempt::Accepted(_)) => {}
+        Some(Attempt::Refused(r)) => panic!(
+            "[GP-AUTH-009] a valid token was refused: HTTP {} {}",
+            r.status, r.body
+        ),
+        Some(Attempt::ClosedEarly(code)) => {
+            panic!("[GP-AUTH-009] a valid token's connection was closed at once ({code:?})")
+        }
+        None => suite_error!("no connection attempt was made"),
+    }
+}
+
+#[then(regex = r#"^the handshake selects the subprotocol "(.*)"$"#)]
+async fn selects_subprotocol(w: &mut GoldenWorld, protocol: String) {
+    if w.then() {
+        return;
+    }
+    match w.attempt.as_ref().map(|a| &a.outcome) {
+        Some(Attempt::Accepted(got)) => assert_eq!(
+            got.as_deref(),
+            Some(protocol.as_str()),
+            "[GP-CONN-004] the handshake selected {got:?}, not {protocol:?}"
+        ),
+        Some(other) => panic!(
+            "[GP-AUTH-009] the connection with the token in the subprotocol offer was not accepted: {other:?}"
+        ),
+        None => suite_error!("no connection attempt was made"),
+    }
+}
+
+#[then(
+    regex = r"^(?:(alice|bob|carol)|each of (alice|bob|carol)'s connections) first receives connection_established for (alice|bob|carol)$"
+)]
+async fn first_receives_greeting(w: &mut GoldenWorld, one: String, each: String, owner: String) {
+    if w.then() {
+        return;
+    }
+    let user = if one.is_empty() { each } else { one };
+    let wire = w.wire_user(&owner);
+    for i in 0..w.count(&user) {
+        let first = w.first_frame(&user, i).await;
+        assert_eq!(
+            first["type"], "connection_established",
+            "[GP-CONN-002] the first frame is not connection_established: {first}"
+        );
+        assert_eq!(
+            first["payload"]["user_id"],
+            wire.as_str(),
+            "[GP-CONN-002] connection_established names {} instead of the token's sub {wire:?}",
+            first["payload"]["user_id"]
+        );
+    }
+}
+
+#[then(
+    regex = r"^(alice|bob|carol)'s connection_established advertises spec_version (\d+) and max_frame_bytes$"
+)]
+async fn advertises(w: &mut GoldenWorld, user: String, major: String) {
+    if w.then() {
+        return;
+    }
+    for i in 0..w.count(&user) {
+        let first = w.first_frame(&user, i).await;
+        let p = &first["payload"];
+        let version = p["spec_version"].as_str().unwrap_or("");
+        assert!(
+            version == major || version.starts_with(&format!("{major}.")),
+            "[GP-CONN-006] spec_version is {}, not {major}",
+            p["spec_version"]
+        );
+        assert!(
+            p["max_frame_bytes"].is_u64(),
+            "[GP-CONN-006] max_frame_bytes is {}, not an integer",
+            p["max_frame_bytes"]
+        );
+    }
+}
+
+#[then(regex = r"^no two connections share a connection_id$")]
+async fn distinct_ids(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    let mut seen = HashSet::new();
+    for (user, i) in w.open() {
+        let first = w.first_frame(&user, i).await;
+        let id = first["payload"]["connection_id"].to_string();
+        assert!(
+            seen.insert(id.clone()),
+            "[GP-CONN-003] two connections share connection_id {id}"
+        );
+    }
+}
+
+#[when(regex = r"^(alice|bob|carol) closes a connection$")]
+async fn closes(w: &mut GoldenWorld, user: String) {
+    if w.when() {
+        return;
+    }
+    w.close_last(&user).await;
+}
+
+#[then(regex = r"^the server answers the close with a close frame$")]
+async fn close_answered(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    match w.last_close {
+        Some(Some(_)) => {}
+        Some(None) => panic!("[GP-CONN-005] the connection ended without a close frame in answer"),
+        None => suite_error!("no connection was closed"),
+    }
+}
+
+#[then(regex = r"^(alice|bob|carol)'s connection is still open$")]
+async fn still_open(w: &mut GoldenWorld, user: String) {
+    if w.then() {
+        return;
+    }
+    for i in 0..w.count(&user) {
+        w.settle(&user, i).await;
+        let conn = w.conn(&user, i);
+        if let Some(code) = conn.close_code() {
+            panic!("{} was closed (close code {code:?})", conn.label);
+        }
+    }
+}

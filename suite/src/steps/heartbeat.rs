@@ -1,0 +1,120 @@
+//! Application ping/pong, control frames, idleness: GP-HB.
+
+use cucumber::{then, when};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::target::Incoming;
+use crate::world::GoldenWorld;
+
+#[when(regex = r#"^(alice|bob|carol) sends a ping with id "(.*)"$"#)]
+async fn sends_ping(w: &mut GoldenWorld, user: String, id: String) {
+    if w.when() {
+        return;
+    }
+    w.ping = Some((id.clone(), Instant::now()));
+    w.pong_at = None;
+    if let Err(e) = w
+        .conn(&user, 0)
+        .send_json(&json!({"type": "ping", "id": id, "payload": {}}))
+        .await
+    {
+        panic!("could not send the ping: {e}");
+    }
+}
+
+#[then(regex = r#"^(alice|bob|carol) receives a pong with request_id "(.*)"$"#)]
+async fn receives_pong(w: &mut GoldenWorld, user: String, id: String) {
+    if w.then() {
+        return;
+    }
+    let deadline = w.deadline();
+    let conn = w.conn(&user, 0);
+    // Pongs may overtake each other's steps: look through what arrived since the action began.
+    let found = conn
+        .received
+        .iter()
+        .position(|f| f["type"] == "pong" && f["payload"]["request_id"] == id.as_str());
+    let at = match found {
+        Some(i) => conn.received_at[i],
+        None => loop {
+            match conn.recv(deadline).await {
+                Ok(Incoming::Json(f))
+                    if f["type"] == "pong" && f["payload"]["request_id"] == id.as_str() =>
+                {
+                    break Instant::now();
+                }
+                Ok(Incoming::Closed(code)) => {
+                    panic!("[GP-HB-001] the connection closed ({code:?}) before the pong")
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("[GP-HB-001] no pong with request_id {id:?}: {e}"),
+            }
+        },
+    };
+    if w.ping.as_ref().is_some_and(|(p, _)| *p == id) {
+        w.pong_at = Some(at);
+    }
+}
+
+#[when(regex = r#"^(alice|bob|carol) sends a ping control frame with data "(.*)"$"#)]
+async fn sends_control_ping(w: &mut GoldenWorld, user: String, data: String) {
+    if w.when() {
+        return;
+    }
+    if let Err(e) = w.conn(&user, 0).send_ping(data.into_bytes()).await {
+        panic!("could not send the ping control frame: {e}");
+    }
+}
+
+#[then(regex = r#"^(alice|bob|carol) receives a pong control frame with data "(.*)"$"#)]
+async fn receives_control_pong(w: &mut GoldenWorld, user: String, data: String) {
+    if w.then() {
+        return;
+    }
+    let deadline = w.deadline();
+    let conn = w.conn(&user, 0);
+    loop {
+        match conn.recv(deadline).await {
+            Ok(Incoming::Pong(got)) => {
+                assert_eq!(
+                    got,
+                    data.as_bytes(),
+                    "[GP-HB-002] the pong carries {:?}, not {data:?}",
+                    String::from_utf8_lossy(&got)
+                );
+                return;
+            }
+            Ok(Incoming::Closed(code)) => {
+                panic!("[GP-HB-002] the connection closed ({code:?}) instead of answering the ping")
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("[GP-HB-002] no pong control frame: {e}"),
+        }
+    }
+}
+
+#[when(
+    regex = r"^(alice|bob|carol) stays idle for the (first-event budget|completion budget|gap budget|run timeout|idle budget|pong budget)$"
+)]
+async fn stays_idle(w: &mut GoldenWorld, user: String, budget: String) {
+    if w.when() {
+        return;
+    }
+    // The idleness is the check itself: this waits on the clock on purpose.
+    let idle = super::liveness::budget(&budget).0;
+    let until = Instant::now() + idle;
+    let conn = w.conn(&user, 0);
+    loop {
+        match conn.recv(until).await {
+            Ok(Incoming::Closed(code)) => {
+                let after = idle.saturating_sub(until.saturating_duration_since(Instant::now()));
+                panic!(
+                    "[GP-HB-003] the server closed the idle connection after {after:?} (code {code:?})"
+                );
+            }
+            Ok(_) => continue,
+            Err(_) => return,
+        }
+    }
+}

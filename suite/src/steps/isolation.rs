@@ -1,0 +1,251 @@
+//! Who receives what: GP-ISO. Every run frame a user receives must be of that user's runs; the
+//! leak matrix (run owner × receiving user) is the evidence when one is not.
+
+use cucumber::{then, when};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use crate::report::LeakMatrix;
+use crate::world::GoldenWorld;
+
+fn is_terminal(f: &Value) -> bool {
+    matches!(f["type"].as_str(), Some("agent_completed" | "agent_error"))
+}
+
+#[when(regex = r"^every user sends (\d+) user messages at once$")]
+async fn every_user_sends(w: &mut GoldenWorld, n: usize) {
+    if w.when() {
+        return;
+    }
+    let users: Vec<String> = w.conns.keys().cloned().collect();
+    for k in 0..n {
+        for user in &users {
+            let tabs = w.count(user).max(1);
+            let content = format!("canary {user} #{}", k + 1);
+            w.say_on(user, k % tabs, &content, None).await;
+        }
+    }
+}
+
+#[when(regex = r"^(alice|bob|carol) sends a user message into (alice|bob|carol)'s thread$")]
+async fn into_thread(w: &mut GoldenWorld, user: String, owner: String) {
+    if w.when() {
+        return;
+    }
+    let Some(thread) = w.threads_before.get(&owner).cloned() else {
+        crate::world::suite_error!(
+            "{owner} has no thread yet: the scenario must run one of {owner}'s messages first"
+        );
+    };
+    let content = format!("{user} posting into {owner}'s thread");
+    w.say(&user, &content, Some(json!({"thread_id": thread})))
+        .await;
+}
+
+#[when(regex = r#"^(alice|bob|carol) sends a user message whose payload claims user_id "(.*)"$"#)]
+async fn claims_user(w: &mut GoldenWorld, user: String, claimed: String) {
+    if w.when() {
+        return;
+    }
+    let claimed = w.wire_user(&claimed);
+    w.say(&user, "who am I?", Some(json!({"user_id": claimed})))
+        .await;
+}
+
+#[when(regex = r"^(alice|bob|carol) closes a connection mid-run$")]
+async fn closes_mid_run(w: &mut GoldenWorld, user: String) {
+    if w.when() {
+        return;
+    }
+    let deadline = w.deadline();
+    let last = w.count(&user).saturating_sub(1);
+    let conn = w.conn(&user, last);
+    loop {
+        match conn.next_json(deadline).await {
+            Ok(f) if f["type"] == "agent_started" => break,
+            Ok(f) if is_terminal(&f) => panic!(
+                "the run ended on {} before it could be closed mid-run",
+                conn.label
+            ),
+            Ok(_) => continue,
+            Err(e) => panic!(
+                "[GP-ISO-001] the run's agent_started never reached {}: {e}",
+                conn.label
+            ),
+        }
+    }
+    w.close_last(&user).await;
+}
+
+#[then(regex = r"^the run belongs to (alice|bob|carol)$")]
+async fn belongs_to(w: &mut GoldenWorld, user: String) {
+    if w.then() {
+        return;
+    }
+    let wire = w.wire_user(&user);
+    for (label, capture) in &w.run {
+        for f in &capture.frames {
+            assert_eq!(
+                f["user_id"],
+                wire.as_str(),
+                "[GP-ISO-005] a frame of the run on {label} names owner {}, not {wire:?}",
+                f["user_id"]
+            );
+        }
+    }
+}
+
+#[then(regex = r"^the run is in (alice|bob|carol)'s thread$")]
+async fn in_thread(w: &mut GoldenWorld, user: String) {
+    if w.then() {
+        return;
+    }
+    let thread = w.threads_before.get(&user).cloned().unwrap_or_default();
+    for (label, capture) in &w.run {
+        for f in &capture.frames {
+            assert_eq!(
+                f["thread_id"],
+                thread.as_str(),
+                "[GP-ISO-007] a frame of the run on {label} is in thread {}, not {user}'s {thread:?}",
+                f["thread_id"]
+            );
+        }
+    }
+}
+
+#[then(
+    regex = r"^every connection receives exactly its own user's runs, each complete and in order$"
+)]
+async fn own_runs(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    let deadline = w.deadline();
+    let timeout = w.ctx().timeout;
+    // Wait until every connection has seen as many of its user's terminal events as the user
+    // sent messages in this action.
+    for (user, i) in w.open() {
+        let want = w.sent.get(&user).copied().unwrap_or(0);
+        let own = w.wire_user(&user);
+        let start = w.since_action(&user, i).len();
+        let conn = w.conn(&user, i);
+        let from = conn.received.len() - start;
+        loop {
+            let done = conn.received[from..]
+                .iter()
+                .filter(|f| is_terminal(f) && f["user_id"] == own.as_str())
+                .count();
+            if done >= want {
+                break;
+            }
+            if let Err(e) = conn.next_json(deadline).await {
+                panic!(
+                    "[GP-ISO-003] {} received {done} of its user's {want} runs within {timeout:?}: {e}",
+                    conn.label
+                );
+            }
+        }
+    }
+    w.settle_all().await;
+    for (user, i) in w.open() {
+        let own = w.wire_user(&user);
+        let want = w.sent.get(&user).copied().unwrap_or(0);
+        let frames = w.since_action(&user, i);
+        let label = w.conn(&user, i).label.clone();
+        let mut runs: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for f in frames
+            .iter()
+            .filter(|f| f.get("run_id").is_some() && f["user_id"] == own.as_str())
+        {
+            runs.entry(f["run_id"].to_string()).or_default().push(f);
+        }
+        assert_eq!(
+            runs.len(),
+            want,
+            "[GP-ISO-003] {label} received {} of its user's runs for {want} messages",
+            runs.len()
+        );
+        for (run_id, run) in &runs {
+            let mut seen = std::collections::HashSet::new();
+            for f in run {
+                let id = f["event_id"].to_string();
+                assert!(
+                    seen.insert(id.clone()),
+                    "[GP-ISO-003] {label} received frame {id} of run {run_id} twice"
+                );
+            }
+            assert!(
+                run.last().is_some_and(|f| is_terminal(f)),
+                "[GP-ISO-003] {label}: run {run_id} is not complete"
+            );
+        }
+    }
+}
+
+#[then(regex = r"^no frame reaches another user$")]
+async fn no_leak(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    w.settle_all().await;
+    let users: Vec<String> = w.conns.keys().cloned().collect();
+    let wire: BTreeMap<String, usize> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (w.wire_user(u), i))
+        .collect();
+    let senders = w.senders();
+    let mut counts = vec![vec![0usize; users.len() + 1]; users.len() + 1];
+    let mut problems = Vec::new();
+    for (user, i) in w.open() {
+        let me = wire[&w.wire_user(&user)];
+        let sent = senders.contains(&user);
+        let label = w.conn(&user, i).label.clone();
+        // Every run frame ever received must be the user's own...
+        let all: Vec<Value> = w.conn(&user, i).received.clone();
+        for f in all.iter().filter(|f| f.get("run_id").is_some()) {
+            let owner = f["user_id"]
+                .as_str()
+                .and_then(|o| wire.get(o))
+                .copied()
+                .unwrap_or(users.len());
+            counts[owner][me] += 1;
+            if owner != me {
+                problems.push(format!(
+                    "{label} received a frame owned by {}: {}",
+                    f["user_id"], f["type"]
+                ));
+            }
+        }
+        // ...and a user that sent nothing in this action receives nothing in it.
+        if !sent
+            && let Some(f) = w
+                .since_action(&user, i)
+                .iter()
+                .find(|f| f.get("run_id").is_some())
+        {
+            problems.push(format!("{label} sent nothing and received {}", f["type"]));
+            counts[users.len()][me] += 1;
+        }
+    }
+    if !problems.is_empty() {
+        let mut names = users.clone();
+        names.push("unknown".into());
+        w.leak = Some(LeakMatrix {
+            users: names,
+            counts,
+        });
+        problems.sort();
+        problems.dedup();
+        panic!(
+            "[GP-ISO-002] {} frame(s) reached another user: {}",
+            problems.len(),
+            problems
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+}

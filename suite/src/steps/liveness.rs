@@ -1,0 +1,110 @@
+//! The run's timing against the budgets of `features/sequence.toml`: GP-LIVE (and the run
+//! timeout of GP-SEQ-008, the pong budget of GP-HB-004).
+
+use cucumber::then;
+use std::time::Duration;
+
+use crate::world::GoldenWorld;
+
+/// A named budget: its length and the requirement it bounds.
+pub(crate) fn budget(name: &str) -> (Duration, &'static str) {
+    let l = goldenpath_spec::machine::machine().liveness();
+    let (ms, requirement) = match name {
+        "first-event budget" => (l.first_event_ms, "GP-LIVE-001"),
+        "completion budget" => (l.completion_ms, "GP-LIVE-002"),
+        "gap budget" => (l.max_gap_ms, "GP-LIVE-003"),
+        "run timeout" => (l.run_timeout_ms, "GP-SEQ-008"),
+        "idle budget" => (l.idle_ms, "GP-HB-003"),
+        _ => (l.pong_ms, "GP-HB-004"),
+    };
+    (Duration::from_millis(ms), requirement)
+}
+
+#[then(
+    regex = r"^(the run's first frame|the run's terminal event|the pong) arrives within the (first-event budget|completion budget|gap budget|run timeout|idle budget|pong budget)$"
+)]
+async fn arrives_within(w: &mut GoldenWorld, milestone: String, budget_name: String) {
+    if w.then() {
+        return;
+    }
+    let (limit, requirement) = budget(&budget_name);
+    let (from, at) = if milestone == "the pong" {
+        let Some((id, sent)) = w.ping.clone() else {
+            crate::world::suite_error!("no ping was sent")
+        };
+        if w.pong_at.is_none() {
+            let user = w.conns.keys().next().cloned().unwrap_or_default();
+            let deadline = w.deadline();
+            let conn = w.conn(&user, 0);
+            let found = conn
+                .received
+                .iter()
+                .position(|f| f["type"] == "pong" && f["payload"]["request_id"] == id.as_str());
+            w.pong_at = match found {
+                Some(i) => Some(conn.received_at[i]),
+                None => loop {
+                    match conn.next_json(deadline).await {
+                        Ok(f)
+                            if f["type"] == "pong" && f["payload"]["request_id"] == id.as_str() =>
+                        {
+                            break Some(tokio::time::Instant::now());
+                        }
+                        Ok(_) => continue,
+                        Err(e) => panic!("[GP-HB-001] no pong with request_id {id:?}: {e}"),
+                    }
+                },
+            };
+        }
+        (sent, w.pong_at.unwrap_or(sent))
+    } else {
+        let user = w
+            .sent
+            .keys()
+            .next()
+            .cloned()
+            .or_else(|| w.conns.keys().next().cloned())
+            .unwrap_or_default();
+        let capture = w.read_run(&user, 0).await;
+        let Some(sent) = w.sent_at else {
+            crate::world::suite_error!("no user message was sent")
+        };
+        let at = if milestone == "the run's first frame" {
+            capture.at.first()
+        } else {
+            capture.at.last()
+        };
+        (sent, at.copied().unwrap_or(sent))
+    };
+    let took = at.saturating_duration_since(from);
+    assert!(
+        took <= limit,
+        "[{requirement}] {milestone} arrived after {took:?}; the {budget_name} is {limit:?}"
+    );
+}
+
+#[then(
+    regex = r"^no gap between two frames of the run exceeds the (first-event budget|completion budget|gap budget|run timeout|idle budget|pong budget)$"
+)]
+async fn gaps(w: &mut GoldenWorld, budget_name: String) {
+    if w.then() {
+        return;
+    }
+    let (limit, requirement) = budget(&budget_name);
+    let user = w
+        .sent
+        .keys()
+        .next()
+        .cloned()
+        .or_else(|| w.conns.keys().next().cloned())
+        .unwrap_or_default();
+    for i in 0..w.count(&user) {
+        let capture = w.read_run(&user, i).await;
+        for pair in capture.at.windows(2) {
+            let gap = pair[1].saturating_duration_since(pair[0]);
+            assert!(
+                gap <= limit,
+                "[{requirement}] two frames of the run arrived {gap:?} apart; the {budget_name} is {limit:?}"
+            );
+        }
+    }
+}

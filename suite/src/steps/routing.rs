@@ -1,0 +1,175 @@
+//! What a client sends, and the `error` frames bad input earns: GP-ROUTE.
+
+use cucumber::{then, when};
+use serde_json::{Value, json};
+
+use crate::target::RecvError;
+use crate::world::GoldenWorld;
+
+/// The requirement an `error` code answers.
+fn requirement_of(code: &str) -> &'static str {
+    match code {
+        "invalid_json" => "GP-ROUTE-002",
+        "not_an_object" => "GP-ROUTE-003",
+        "unknown_type" => "GP-ROUTE-004",
+        "invalid_message" => "GP-ROUTE-005",
+        "binary_not_supported" => "GP-ROUTE-006",
+        "frame_too_large" => "GP-ROUTE-007",
+        "thread_not_found" => "GP-ISO-004",
+        _ => "GP-ROUTE-005",
+    }
+}
+
+#[when(regex = r"^(alice|bob|carol) sends a user message$")]
+async fn sends_message(w: &mut GoldenWorld, user: String) {
+    if w.when() {
+        return;
+    }
+    let content = format!("hello from {user}");
+    w.say(&user, &content, None).await;
+}
+
+#[when(regex = r#"^(alice|bob|carol) sends the text frame "(.*)"$"#)]
+async fn sends_text(w: &mut GoldenWorld, user: String, text: String) {
+    if w.when() {
+        return;
+    }
+    let conn = w.conn(&user, 0);
+    conn.cursor = conn.received.len();
+    if let Err(e) = conn.send_text(text).await {
+        panic!("could not send on {user}'s connection: {e}");
+    }
+}
+
+#[when(regex = r"^(alice|bob|carol) sends a binary frame$")]
+async fn sends_binary(w: &mut GoldenWorld, user: String) {
+    if w.when() {
+        return;
+    }
+    let valid =
+        json!({"type": "user_message", "payload": {"content": "hello in binary"}}).to_string();
+    let conn = w.conn(&user, 0);
+    conn.cursor = conn.received.len();
+    if let Err(e) = conn.send_binary(valid.into_bytes()).await {
+        panic!("could not send on {user}'s connection: {e}");
+    }
+}
+
+#[when(regex = r"^(alice|bob|carol) sends a text frame larger than the server's frame limit$")]
+async fn sends_oversized(w: &mut GoldenWorld, user: String) {
+    if w.when() {
+        return;
+    }
+    let greeting = w.first_frame(&user, 0).await;
+    let Some(limit) = greeting["payload"]["max_frame_bytes"].as_u64() else {
+        return w.skip("the server's connection_established advertises no max_frame_bytes");
+    };
+    let empty = json!({"type": "user_message", "payload": {"content": ""}}).to_string();
+    let pad = (limit as usize + 1).saturating_sub(empty.len());
+    let frame =
+        json!({"type": "user_message", "payload": {"content": "x".repeat(pad.max(1))}}).to_string();
+    let conn = w.conn(&user, 0);
+    conn.cursor = conn.received.len();
+    if let Err(e) = conn.send_text(frame).await {
+        panic!("[GP-ROUTE-007] could not send: {e}");
+    }
+}
+
+/// Wait for the next `error` frame on `user`'s first connection (pongs are passed over; any
+/// other frame is a failure of `requirement`).
+async fn next_error(
+    w: &mut GoldenWorld,
+    user: &str,
+    requirement: &str,
+    accept_close: Option<u16>,
+) -> Option<Value> {
+    let deadline = w.deadline();
+    let timeout = w.ctx().timeout;
+    let conn = w.conn(user, 0);
+    loop {
+        match conn.next_json(deadline).await {
+            Ok(f) if f["type"] == "error" => return Some(f),
+            Ok(f) if f["type"] == "pong" => continue,
+            Ok(f) => panic!("[{requirement}] expected an error frame, got {f}"),
+            Err(RecvError::Closed { code, .. }) if code.is_some() && code == accept_close => {
+                return None;
+            }
+            Err(e) => panic!("[{requirement}] expected an error frame within {timeout:?}: {e}"),
+        }
+    }
+}
+
+#[then(regex = r#"^(alice|bob|carol) receives an error frame with code "(.*)"$"#)]
+async fn receives_error(w: &mut GoldenWorld, user: String, code: String) {
+    if w.then() {
+        return;
+    }
+    let requirement = requirement_of(&code);
+    let error = next_error(w, &user, requirement, None)
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        error["payload"]["code"],
+        code.as_str(),
+        "[{requirement}] expected error code {code:?}, got {error}"
+    );
+    w.last_error = Some(error);
+}
+
+#[then(
+    regex = r#"^(alice|bob|carol) receives an error frame with code "(.*)" or a close frame with code (\d+)$"#
+)]
+async fn receives_error_or_close(w: &mut GoldenWorld, user: String, code: String, close: u16) {
+    if w.then() {
+        return;
+    }
+    let requirement = requirement_of(&code);
+    match next_error(w, &user, requirement, Some(close)).await {
+        Some(error) => {
+            assert_eq!(
+                error["payload"]["code"],
+                code.as_str(),
+                "[{requirement}] expected error code {code:?}, got {error}"
+            );
+            w.last_error = Some(error);
+        }
+        None => {
+            // Closed as allowed: that connection is no longer open.
+            if let Some(list) = w.conns.get_mut(&user) {
+                let conn = list.remove(0);
+                w.closed.push(conn);
+            }
+        }
+    }
+}
+
+#[then(regex = r#"^the error frame's (request_id|pointer) is "(.*)"$"#)]
+async fn error_field(w: &mut GoldenWorld, field: String, value: String) {
+    if w.then() {
+        return;
+    }
+    let error = w.last_error.clone().unwrap_or_default();
+    assert_eq!(
+        error["payload"][&field],
+        value.as_str(),
+        "[GP-ROUTE-009] the error frame's {field} is {}, not {value:?}: {error}",
+        error["payload"][&field]
+    );
+}
+
+#[then(regex = r"^no run starts$")]
+async fn no_run_starts(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    w.settle_all().await;
+    for (user, i) in w.open() {
+        let frames = w.since_action(&user, i);
+        if let Some(f) = frames.iter().find(|f| f.get("run_id").is_some()) {
+            panic!(
+                "a refused message started a run on {user}'s connection #{}: {f}",
+                i + 1
+            );
+        }
+    }
+}

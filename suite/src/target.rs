@@ -1,0 +1,597 @@
+//! The server under test: how to reach it, and one recorded WebSocket connection to it.
+//!
+//! Every frame a [`Conn`] receives is checked on arrival, whatever the scenario: it must be one
+//! JSON object (`GP-WIRE-001`) of a server type (`GP-WIRE-003`) valid against its schema
+//! (`GP-WIRE-002`) with a fresh `event_id` (`GP-WIRE-004`), and run frames are fed to the run's
+//! state machine (`GP-SEQ-*`). What breaks is kept as [`Finding`]s beside the transcript.
+
+use futures_util::{SinkExt, StreamExt};
+use goldenpath_spec::machine::RunTracker;
+use goldenpath_spec::{Direction as SpecDirection, MessageType, schema};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::report::{Direction, Finding, Frame, Transcript};
+use crate::tokens::redact;
+
+/// Where the token goes in the upgrade request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// `Authorization: Bearer <jwt>`.
+    Header,
+    /// `Sec-WebSocket-Protocol: goldenpath.v1, bearer.<jwt>`.
+    Subprotocol,
+    /// `?token=<jwt>`.
+    Query,
+}
+
+/// Why the target could not be reached at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP, TLS or the HTTP exchange failed before any answer.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The URL (secrets redacted).
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// No answer within the timeout.
+    #[error("no answer from {url} within {timeout:?}")]
+    Timeout {
+        /// The URL (secrets redacted).
+        url: String,
+        /// The timeout that fired.
+        timeout: Duration,
+    },
+    /// The URL or a header is unusable.
+    #[error("bad target: {0}")]
+    Config(String),
+}
+
+/// The answer to an upgrade request that did not open a connection.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The HTTP status (401, 403, 429...).
+    pub status: u16,
+    /// The response body, as text.
+    pub body: String,
+}
+
+/// How to reach the server under test.
+#[derive(Clone)]
+pub struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
+    subprotocol: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &redact(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// A target at `url` (`ws://` or `wss://`), with extra upgrade headers, an extra offered
+    /// subprotocol, and for `wss://` the system's roots plus an optional private CA (PEM).
+    pub fn new(
+        url: &str,
+        headers: Vec<(String, String)>,
+        subprotocol: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Target, ConnectError> {
+        let lower = url.to_ascii_lowercase();
+        if !(lower.starts_with("ws://") || lower.starts_with("wss://")) {
+            return Err(ConnectError::Config(format!(
+                "{url:?} is not a ws:// or wss:// URL"
+            )));
+        }
+        url.into_client_request()
+            .map_err(|e| ConnectError::Config(format!("{url:?}: {e}")))?;
+        let tls = if lower.starts_with("wss://") || ca_cert.is_some() {
+            Some(Arc::new(tls_config(ca_cert)?))
+        } else {
+            None
+        };
+        Ok(Target {
+            url: url.to_owned(),
+            headers,
+            subprotocol,
+            tls,
+        })
+    }
+
+    /// The URL, secrets redacted.
+    pub fn display_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Open a connection labelled `label` for `user`, with `token` (or none) at `placement`.
+    /// `Ok(Err(refusal))` is an HTTP answer other than the upgrade.
+    pub async fn connect(
+        &self,
+        label: &str,
+        user: &str,
+        token: Option<&str>,
+        placement: Placement,
+        timeout: Duration,
+    ) -> Result<Result<Conn, Refusal>, ConnectError> {
+        let mut url = self.url.clone();
+        if let (Some(token), Placement::Query) = (token, placement) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("token=");
+            url.push_str(token);
+        }
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ConnectError::Config(e.to_string()))?;
+        let headers = request.headers_mut();
+        for (k, v) in &self.headers {
+            let name = tungstenite::http::HeaderName::try_from(k.as_str())
+                .map_err(|e| ConnectError::Config(format!("header {k:?}: {e}")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| ConnectError::Config(format!("header {k:?}: {e}")))?;
+            headers.insert(name, value);
+        }
+        let mut protocols: Vec<String> = self.subprotocol.iter().cloned().collect();
+        match (token, placement) {
+            (Some(token), Placement::Header) => {
+                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|e| ConnectError::Config(e.to_string()))?;
+                headers.insert("authorization", value);
+            }
+            (Some(token), Placement::Subprotocol) => {
+                if !protocols
+                    .iter()
+                    .any(|p| p == goldenpath_reference::SUBPROTOCOL)
+                {
+                    protocols.insert(0, goldenpath_reference::SUBPROTOCOL.to_owned());
+                }
+                protocols.push(format!(
+                    "{}{token}",
+                    goldenpath_reference::BEARER_PROTOCOL_PREFIX
+                ));
+            }
+            _ => {}
+        }
+        if !protocols.is_empty() {
+            let value = HeaderValue::from_str(&protocols.join(", "))
+                .map_err(|e| ConnectError::Config(e.to_string()))?;
+            headers.insert("sec-websocket-protocol", value);
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(64 << 20))
+            .max_frame_size(Some(64 << 20));
+        let connector = self.tls.as_ref().map(|c| Connector::Rustls(c.clone()));
+        let started = Instant::now();
+        let attempt = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            false,
+            connector,
+        );
+        let display = self.display_url();
+        match tokio::time::timeout(timeout, attempt).await {
+            Err(_) => Err(ConnectError::Timeout {
+                url: display,
+                timeout,
+            }),
+            Ok(Ok((ws, response))) => {
+                let protocol = response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|p| p.to_str().ok())
+                    .map(str::to_owned);
+                Ok(Ok(Conn::new(label, user, ws, protocol, started)))
+            }
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Ok(Err(Refusal {
+                    status: response.status().as_u16(),
+                    body: redact(&body),
+                }))
+            }
+            // A server that rejects the subprotocol offer by selecting none: the upgrade failed.
+            Ok(Err(tungstenite::Error::Protocol(e))) => Ok(Err(Refusal {
+                status: 101,
+                body: format!("upgrade rejected by the client library: {e}"),
+            })),
+            Ok(Err(e)) => Err(ConnectError::Unreachable {
+                url: display,
+                reason: redact(&e.to_string()),
+            }),
+        }
+    }
+}
+
+fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig, ConnectError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_cert {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ConnectError::Config(format!("--ca-cert {}: {e}", path.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| ConnectError::Config(format!("--ca-cert {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ConnectError::Config(format!(
+                "--ca-cert {}: no certificate in the file",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| ConnectError::Config(format!("--ca-cert {}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// What arrived on a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A text frame holding a JSON object.
+    Json(Value),
+    /// A text frame that is not a JSON object.
+    Text(String),
+    /// A binary frame.
+    Binary(usize),
+    /// A pong control frame, with its data.
+    Pong(Vec<u8>),
+    /// A close frame, with its code, or the stream ended without one (`None`).
+    Closed(Option<u16>),
+}
+
+/// Waiting for a frame failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecvError {
+    /// Nothing arrived in time.
+    #[error("nothing arrived on {connection} within {waited:?}")]
+    Timeout {
+        /// The connection.
+        connection: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The connection is closed.
+    #[error("{connection} is closed (close code {code:?})")]
+    Closed {
+        /// The connection.
+        connection: String,
+        /// The close code, if a close frame came.
+        code: Option<u16>,
+    },
+}
+
+/// One open WebSocket to the target, recording everything.
+pub struct Conn {
+    /// The label, e.g. `alice#1`.
+    pub label: String,
+    /// The user it authenticated as.
+    pub user: String,
+    /// The subprotocol the server selected.
+    pub protocol: Option<String>,
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    opened: Instant,
+    transcript: Vec<Frame>,
+    /// Every JSON frame received, in order (also those read by earlier steps).
+    pub received: Vec<Value>,
+    /// When each frame of `received` arrived.
+    pub received_at: Vec<Instant>,
+    /// Index into `received` of the first frame no step has consumed yet.
+    pub cursor: usize,
+    findings: Vec<Finding>,
+    event_ids: HashSet<String>,
+    runs: HashMap<String, RunTracker>,
+    closed: Option<Option<u16>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("label", &self.label)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    fn new(
+        label: &str,
+        user: &str,
+        ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        protocol: Option<String>,
+        opened: Instant,
+    ) -> Conn {
+        Conn {
+            label: label.to_owned(),
+            user: user.to_owned(),
+            protocol,
+            ws,
+            opened,
+            transcript: Vec::new(),
+            received: Vec::new(),
+            received_at: Vec::new(),
+            cursor: 0,
+            findings: Vec::new(),
+            event_ids: HashSet::new(),
+            runs: HashMap::new(),
+            closed: None,
+        }
+    }
+
+    fn log(&mut self, direction: Direction, frame: String) {
+        let t_ms = self.opened.elapsed().as_secs_f64() * 1000.0;
+        self.transcript.push(Frame {
+            direction,
+            t_ms,
+            frame: redact(&frame),
+        });
+    }
+
+    /// Send a text frame.
+    pub async fn send_text(&mut self, text: String) -> Result<(), RecvError> {
+        self.log(Direction::Sent, text.clone());
+        self.send(Message::text(text)).await
+    }
+
+    /// Send a JSON frame.
+    pub async fn send_json(&mut self, value: &Value) -> Result<(), RecvError> {
+        self.send_text(value.to_string()).await
+    }
+
+    /// Send a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), RecvError> {
+        self.log(Direction::Sent, format!("<binary {} bytes>", bytes.len()));
+        self.send(Message::binary(bytes)).await
+    }
+
+    /// Send a WebSocket ping control frame.
+    pub async fn send_ping(&mut self, data: Vec<u8>) -> Result<(), RecvError> {
+        self.log(
+            Direction::Sent,
+            format!("<ping {:?}>", String::from_utf8_lossy(&data)),
+        );
+        self.send(Message::Ping(data.into())).await
+    }
+
+    /// Start the closing handshake.
+    pub async fn send_close(&mut self) -> Result<(), RecvError> {
+        self.log(Direction::Sent, "<close 1000>".into());
+        self.send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), RecvError> {
+        self.ws.send(message).await.map_err(|_| RecvError::Closed {
+            connection: self.label.clone(),
+            code: self.closed.flatten(),
+        })
+    }
+
+    /// The next frame, waiting at most until `deadline`. Pings are answered by the library
+    /// and not returned.
+    pub async fn recv(&mut self, deadline: Instant) -> Result<Incoming, RecvError> {
+        if let Some(code) = self.closed {
+            return Ok(Incoming::Closed(code));
+        }
+        loop {
+            let started = Instant::now();
+            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    return Err(RecvError::Timeout {
+                        connection: self.label.clone(),
+                        waited: deadline.saturating_duration_since(started),
+                    });
+                }
+            };
+            let incoming = match next {
+                Some(Ok(Message::Text(text))) => {
+                    let text = text.as_str().to_owned();
+                    self.log(Direction::Received, text.clone());
+                    match serde_json::from_str::<Value>(&text) {
+                        Ok(value @ Value::Object(_)) => {
+                            self.check(&value);
+                            self.received.push(value.clone());
+                            self.received_at.push(Instant::now());
+                            Incoming::Json(value)
+                        }
+                        _ => {
+                            self.finding("GP-WIRE-001", "a JSON object", &text);
+                            Incoming::Text(text)
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    self.log(
+                        Direction::Received,
+                        format!("<binary {} bytes>", bytes.len()),
+                    );
+                    self.finding(
+                        "GP-WIRE-001",
+                        "a text frame",
+                        &format!("a binary frame of {} bytes", bytes.len()),
+                    );
+                    Incoming::Binary(bytes.len())
+                }
+                Some(Ok(Message::Pong(data))) => {
+                    self.log(
+                        Direction::Received,
+                        format!("<pong {:?}>", String::from_utf8_lossy(&data)),
+                    );
+                    Incoming::Pong(data.to_vec())
+                }
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    self.log(
+                        Direction::Received,
+                        format!(
+                            "<close {}>",
+                            code.map_or("without code".into(), |c| c.to_string())
+                        ),
+                    );
+                    self.closed = Some(code);
+                    Incoming::Closed(code)
+                }
+                Some(Err(e)) => {
+                    self.log(Direction::Received, format!("<connection error: {e}>"));
+                    self.closed = Some(None);
+                    Incoming::Closed(None)
+                }
+                None => {
+                    self.log(Direction::Received, "<connection ended>".into());
+                    self.closed = Some(None);
+                    Incoming::Closed(None)
+                }
+            };
+            return Ok(incoming);
+        }
+    }
+
+    /// The next JSON frame no step has consumed, reading from the network when needed.
+    pub async fn next_json(&mut self, deadline: Instant) -> Result<Value, RecvError> {
+        loop {
+            if self.cursor < self.received.len() {
+                self.cursor += 1;
+                return Ok(self.received[self.cursor - 1].clone());
+            }
+            match self.recv(deadline).await? {
+                Incoming::Json(_) => continue,
+                Incoming::Closed(code) => {
+                    return Err(RecvError::Closed {
+                        connection: self.label.clone(),
+                        code,
+                    });
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Whether the connection has seen a close.
+    pub fn close_code(&self) -> Option<Option<u16>> {
+        self.closed
+    }
+
+    fn finding(&mut self, requirement: &str, expected: &str, got: &str) {
+        let frame_index = self.transcript.len().checked_sub(1);
+        self.findings.push(Finding {
+            requirement: requirement.to_owned(),
+            expected: expected.to_owned(),
+            got: truncate(got),
+            connection: Some(self.label.clone()),
+            frame_index,
+        });
+    }
+
+    /// Check a received JSON object against the wire rules and, for run frames, the machine.
+    fn check(&mut self, frame: &Value) {
+        let Some(name) = frame.get("type").and_then(Value::as_str) else {
+            return self.finding(
+                "GP-WIRE-003",
+                "a `type` naming a server message",
+                &frame.to_string(),
+            );
+        };
+        let Some(kind) =
+            MessageType::from_wire(name).filter(|t| t.direction() == SpecDirection::ServerToClient)
+        else {
+            return self.finding("GP-WIRE-003", "a server message type of spec v1", name);
+        };
+        if let Err(violations) = schema::validate(kind, frame) {
+            let got = violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.finding(
+                "GP-WIRE-002",
+                &format!("a frame valid against {name}.json"),
+                &got,
+            );
+        }
+        if let Some(id) = frame.get("event_id").and_then(Value::as_str)
+            && !self.event_ids.insert(id.to_owned())
+        {
+            self.finding(
+                "GP-WIRE-004",
+                "a fresh event_id",
+                &format!("event_id {id:?} again"),
+            );
+        }
+        if kind.is_run_frame() {
+            let run_id = frame
+                .get("run_id")
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            let violations = self.runs.entry(run_id).or_default().observe(frame);
+            for v in violations {
+                self.finding(&v.requirement, &v.expected, &v.got);
+            }
+        }
+    }
+
+    /// The runs seen on this connection that have not reached their terminal event.
+    pub fn open_runs(&self) -> usize {
+        self.runs.values().filter(|r| !r.is_finished()).count()
+    }
+
+    /// What the on-arrival checks found so far.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The findings and transcript of this connection.
+    pub fn evidence(&self) -> (Vec<Finding>, Transcript) {
+        let transcript = Transcript {
+            connection: self.label.clone(),
+            user: self.user.clone(),
+            frames: self.transcript.clone(),
+        };
+        (self.findings.clone(), transcript)
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 600;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}

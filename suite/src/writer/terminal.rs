@@ -1,0 +1,190 @@
+//! The terminal summary: a table per requirement family, then each failure with its evidence.
+
+use crate::report::{Direction, Report, ScenarioResult, Verdict};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// How many frames of each connection's transcript a failure shows (the last ones).
+const TRANSCRIPT_TAIL: usize = 8;
+
+/// The summary printed after a run.
+pub fn summary(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "goldenpath: spec v{} against {}",
+        report.spec_version, report.target
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<8} {:>5} {:>5} {:>5} {:>5} {:>5}",
+        "family", "pass", "warn", "skip", "fail", "error"
+    );
+    let mut families: BTreeMap<&str, [usize; 5]> = BTreeMap::new();
+    for r in &report.requirements {
+        let row = families.entry(r.family.as_str()).or_default();
+        let i = match r.verdict {
+            Verdict::Pass => 0,
+            Verdict::PassNonstrict => 1,
+            Verdict::Skip => 2,
+            Verdict::Fail => 3,
+            Verdict::Error => 4,
+        };
+        row[i] += 1;
+    }
+    for (family, row) in &families {
+        let _ = writeln!(
+            out,
+            "{:<8} {:>5} {:>5} {:>5} {:>5} {:>5}",
+            family, row[0], row[1], row[2], row[3], row[4]
+        );
+    }
+    let t = &report.totals;
+    let _ = writeln!(
+        out,
+        "{:<8} {:>5} {:>5} {:>5} {:>5} {:>5}",
+        "total", t.pass, t.pass_nonstrict, t.skip, t.fail, t.error
+    );
+
+    let notable: Vec<_> = report
+        .requirements
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .collect();
+    if !notable.is_empty() {
+        let _ = writeln!(out);
+        for r in notable {
+            let why = r
+                .reason
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:<14} {:<6} {:<14} {}{}",
+                r.verdict.as_str(),
+                r.level,
+                r.id,
+                r.text,
+                why
+            );
+        }
+    }
+
+    for s in report
+        .scenarios
+        .iter()
+        .filter(|s| matches!(s.verdict, Verdict::Fail | Verdict::Error))
+    {
+        let _ = writeln!(out);
+        evidence(&mut out, s);
+    }
+    let _ = writeln!(out);
+    let scenarios = report.scenarios.len();
+    let verdict = if report.conformant() {
+        "CONFORMANT"
+    } else if report.totals.fail > 0 {
+        "NOT CONFORMANT"
+    } else {
+        "INCONCLUSIVE"
+    };
+    let _ = writeln!(
+        out,
+        "{verdict}: {} requirements passed, {} failed, {} errors, {} skipped, {} SHOULD missed; {scenarios} scenarios in {:.1} s",
+        t.pass,
+        t.fail,
+        t.error,
+        t.skip,
+        t.pass_nonstrict,
+        report.duration_ms / 1000.0
+    );
+    out
+}
+
+fn evidence(out: &mut String, s: &ScenarioResult) {
+    let _ = writeln!(
+        out,
+        "{} {}: {} [{}]",
+        s.verdict.as_str().to_uppercase(),
+        s.feature,
+        s.name,
+        s.requirements.join(" ")
+    );
+    for step in &s.steps {
+        let mark = match step.verdict {
+            Verdict::Pass | Verdict::PassNonstrict => "ok  ",
+            Verdict::Skip => "skip",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERR ",
+        };
+        let _ = writeln!(out, "  {mark} {} {}", step.keyword.trim(), step.text);
+        if let Some(m) = &step.message {
+            for line in m.lines() {
+                let _ = writeln!(out, "         {line}");
+            }
+        }
+    }
+    for f in &s.findings {
+        let at = match (&f.connection, f.frame_index) {
+            (Some(c), Some(i)) => format!(" on {c} frame {i}"),
+            (Some(c), None) => format!(" on {c}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  [{}]{at}: expected {}; got {}",
+            f.requirement, f.expected, f.got
+        );
+    }
+    if let Some(m) = &s.leak_matrix {
+        let _ = writeln!(
+            out,
+            "  leak matrix (rows: run owner, columns: receiving user):"
+        );
+        let _ = writeln!(
+            out,
+            "    {:>10} {}",
+            "",
+            m.users
+                .iter()
+                .map(|u| format!("{u:>10}"))
+                .collect::<String>()
+        );
+        for (i, row) in m.counts.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    {:>10} {}",
+                m.users[i],
+                row.iter().map(|c| format!("{c:>10}")).collect::<String>()
+            );
+        }
+    }
+    for t in &s.transcripts {
+        let skipped = t.frames.len().saturating_sub(TRANSCRIPT_TAIL);
+        let _ = writeln!(
+            out,
+            "  transcript {} ({}), last {} of {} frames:",
+            t.connection,
+            t.user,
+            t.frames.len() - skipped,
+            t.frames.len()
+        );
+        for f in &t.frames[skipped..] {
+            let arrow = if f.direction == Direction::Sent {
+                "->"
+            } else {
+                "<-"
+            };
+            let mut frame = f.frame.clone();
+            if frame.len() > 200 {
+                let mut end = 200;
+                while !frame.is_char_boundary(end) {
+                    end -= 1;
+                }
+                frame = format!("{}…", &frame[..end]);
+            }
+            let _ = writeln!(out, "    {:>9.1} ms {arrow} {frame}", f.t_ms);
+        }
+    }
+}
