@@ -1,0 +1,11 @@
+//! End-to-end: the `goldenpath` binary against real servers on 127.0.0.1 — the embedded
+//! reference, the reference served over HTTP with its dev-token endpoint, a server that breaks
+//! the contract, and an address where nothing listens. Each exit code comes from a real
+//! situation.
+
+#[path = "e2e/cli.rs"]
+mod cli;
+#[path = "e2e/common.rs"]
+mod common;
+#[path = "e2e/mute.rs"]
+mod mute;
