@@ -116,7 +116,8 @@ pub(crate) struct Collector {
     partial: HashMap<Key, Partial>,
     outcomes: Arc<Mutex<HashMap<Key, ScenarioOutcome>>>,
     progress: Option<Progress>,
-    done: Vec<ScenarioResult>,
+    /// Finished scenarios, with their key (whose line orders the rows of an outline).
+    done: Vec<(Key, ScenarioResult)>,
 }
 
 /// Called with each scenario's result as it finishes.
@@ -124,14 +125,16 @@ pub type Progress = Arc<dyn Fn(&ScenarioResult) + Send + Sync>;
 
 impl cucumber::writer::Normalized for Collector {}
 
+/// A failed step's message, secrets redacted.
 fn panic_text(info: &event::Info) -> String {
-    if let Some(s) = info.downcast_ref::<String>() {
-        s.clone()
+    let text = if let Some(s) = info.downcast_ref::<String>() {
+        s.as_str()
     } else if let Some(s) = info.downcast_ref::<&str>() {
-        (*s).to_owned()
+        s
     } else {
-        "the step panicked".to_owned()
-    }
+        "the step panicked"
+    };
+    crate::tokens::redact(text)
 }
 
 impl Collector {
@@ -305,11 +308,11 @@ impl cucumber::Writer<GoldenWorld> for Collector {
                         .unwrap_or(0.0);
                     p.finished = true;
                 }
-                if let Some(result) = self.finish(k) {
+                if let Some(result) = self.finish(k.clone()) {
                     if let Some(progress) = &self.progress {
                         progress(&result);
                     }
-                    self.done.push(result);
+                    self.done.push((k, result));
                 }
             }
             _ => {}
@@ -317,7 +320,8 @@ impl cucumber::Writer<GoldenWorld> for Collector {
     }
 }
 
-/// Run the selected scenarios against the target of `ctx`; their results, in finishing order.
+/// Run the selected scenarios against the target of `ctx`; their results, by feature, name and
+/// line (whatever order they finished in, so that reports are stable run to run).
 pub(crate) async fn execute(
     ctx: Arc<Context>,
     selection: Selection,
@@ -363,6 +367,6 @@ pub(crate) async fn execute(
         })
         .await;
     let mut done = collector.done;
-    done.sort_by(|a, b| (&a.feature, &a.name).cmp(&(&b.feature, &b.name)));
-    done
+    done.sort_by(|(a, _), (b, _)| a.cmp(b));
+    done.into_iter().map(|(_, result)| result).collect()
 }

@@ -513,6 +513,39 @@ impl GoldenWorld {
         self.closed.push(conn);
     }
 
+    /// When the `pong` answering ping `id` arrived on `user`'s first connection, waiting for
+    /// it (up to the timeout) if it has not arrived yet. A missing pong fails `GP-HB-001`.
+    pub(crate) async fn pong_arrival(&mut self, user: &str, id: &str) -> Instant {
+        let deadline = self.deadline();
+        let conn = self.conn(user, 0);
+        let is_pong = |f: &Value| f["type"] == "pong" && f["payload"]["request_id"] == id;
+        // Pongs may overtake each other's steps: look through what already arrived first.
+        if let Some(i) = conn.received.iter().position(is_pong) {
+            return conn.received_at[i];
+        }
+        loop {
+            match conn.recv(deadline).await {
+                Ok(Incoming::Json(f)) if is_pong(&f) => return Instant::now(),
+                Ok(Incoming::Closed(code)) => {
+                    panic!("[GP-HB-001] the connection closed ({code:?}) before the pong to {id:?}")
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("[GP-HB-001] no pong with request_id {id:?}: {e}"),
+            }
+        }
+    }
+
+    /// The user whose message started the run: the one that sent in this action, else the
+    /// scenario's first user.
+    pub(crate) fn run_owner(&self) -> String {
+        self.sent
+            .keys()
+            .next()
+            .or_else(|| self.conns.keys().next())
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Users that sent in this action.
     pub(crate) fn senders(&self) -> BTreeSet<String> {
         self.sent.keys().cloned().collect()

@@ -28,30 +28,7 @@ async fn receives_pong(w: &mut GoldenWorld, user: String, id: String) {
     if w.then() {
         return;
     }
-    let deadline = w.deadline();
-    let conn = w.conn(&user, 0);
-    // Pongs may overtake each other's steps: look through what arrived since the action began.
-    let found = conn
-        .received
-        .iter()
-        .position(|f| f["type"] == "pong" && f["payload"]["request_id"] == id.as_str());
-    let at = match found {
-        Some(i) => conn.received_at[i],
-        None => loop {
-            match conn.recv(deadline).await {
-                Ok(Incoming::Json(f))
-                    if f["type"] == "pong" && f["payload"]["request_id"] == id.as_str() =>
-                {
-                    break Instant::now();
-                }
-                Ok(Incoming::Closed(code)) => {
-                    panic!("[GP-HB-001] the connection closed ({code:?}) before the pong")
-                }
-                Ok(_) => continue,
-                Err(e) => panic!("[GP-HB-001] no pong with request_id {id:?}: {e}"),
-            }
-        },
-    };
+    let at = w.pong_arrival(&user, &id).await;
     if w.ping.as_ref().is_some_and(|(p, _)| *p == id) {
         w.pong_at = Some(at);
     }

@@ -33,37 +33,12 @@ async fn arrives_within(w: &mut GoldenWorld, milestone: String, budget_name: Str
             crate::world::suite_error!("no ping was sent")
         };
         if w.pong_at.is_none() {
-            let user = w.conns.keys().next().cloned().unwrap_or_default();
-            let deadline = w.deadline();
-            let conn = w.conn(&user, 0);
-            let found = conn
-                .received
-                .iter()
-                .position(|f| f["type"] == "pong" && f["payload"]["request_id"] == id.as_str());
-            w.pong_at = match found {
-                Some(i) => Some(conn.received_at[i]),
-                None => loop {
-                    match conn.next_json(deadline).await {
-                        Ok(f)
-                            if f["type"] == "pong" && f["payload"]["request_id"] == id.as_str() =>
-                        {
-                            break Some(tokio::time::Instant::now());
-                        }
-                        Ok(_) => continue,
-                        Err(e) => panic!("[GP-HB-001] no pong with request_id {id:?}: {e}"),
-                    }
-                },
-            };
+            let user = w.run_owner();
+            w.pong_at = Some(w.pong_arrival(&user, &id).await);
         }
         (sent, w.pong_at.unwrap_or(sent))
     } else {
-        let user = w
-            .sent
-            .keys()
-            .next()
-            .cloned()
-            .or_else(|| w.conns.keys().next().cloned())
-            .unwrap_or_default();
+        let user = w.run_owner();
         let capture = w.read_run(&user, 0).await;
         let Some(sent) = w.sent_at else {
             crate::world::suite_error!("no user message was sent")
@@ -90,13 +65,7 @@ async fn gaps(w: &mut GoldenWorld, budget_name: String) {
         return;
     }
     let (limit, requirement) = budget(&budget_name);
-    let user = w
-        .sent
-        .keys()
-        .next()
-        .cloned()
-        .or_else(|| w.conns.keys().next().cloned())
-        .unwrap_or_default();
+    let user = w.run_owner();
     for i in 0..w.count(&user) {
         let capture = w.read_run(&user, i).await;
         for pair in capture.at.windows(2) {
