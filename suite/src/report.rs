@@ -191,7 +191,7 @@ pub struct Report {
     pub strict: bool,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: f64,
-    /// Requirement verdicts, by id.
+    /// How many requirements got each verdict.
     pub totals: Totals,
     /// One entry per requirement checked.
     pub requirements: Vec<RequirementResult>,
@@ -206,12 +206,18 @@ impl Report {
     /// Judge each requirement from the scenarios: a finding or a failed scenario naming it
     /// fails it (`pass-nonstrict` for a SHOULD unless `strict`); otherwise an errored scenario
     /// errors it; otherwise it passes if any scenario passed, and is skipped if all were.
+    ///
+    /// The report is deterministic whatever order the scenarios finished in: requirements come
+    /// in catalogue order, scenarios are sorted by feature and name (a stable sort: scenarios
+    /// sharing both, such as the rows of an outline, keep the order they were given in), and
+    /// each requirement lists its scenarios once, in that order.
     pub fn build(
         target: String,
         strict: bool,
         duration_ms: f64,
-        scenarios: Vec<ScenarioResult>,
+        mut scenarios: Vec<ScenarioResult>,
     ) -> Report {
+        scenarios.sort_by(|a, b| (&a.feature, &a.name).cmp(&(&b.feature, &b.name)));
         let mut by_id: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
         for s in &scenarios {
             for r in &s.requirements {
@@ -254,12 +260,17 @@ impl Report {
                 let reason = tagged.iter().find_map(|s| s.skip_reason.clone());
                 (Verdict::Skip, reason)
             };
-            let mut names: Vec<String> = tagged
-                .iter()
-                .chain(&broken)
-                .map(|s| format!("{}:{}", s.feature, s.name))
-                .collect();
-            names.dedup();
+            // In report order, each once: a scenario can be both tagged with the requirement
+            // and find it broken (or find it broken twice), and outline rows share a name.
+            let mut names: Vec<String> = Vec::new();
+            for s in &scenarios {
+                if tagged.iter().chain(&broken).any(|t| std::ptr::eq(*t, s)) {
+                    let name = format!("{}:{}", s.feature, s.name);
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
             requirements.push(RequirementResult {
                 id: req.id.to_owned(),
                 level: req.level.to_string(),

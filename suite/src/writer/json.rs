@@ -1,4 +1,5 @@
-//! `--json FILE`: the report as JSON, in the format `schemas/report.json` describes.
+//! `--json FILE`: the report as JSON, in the format `schemas/report/report.json` describes
+//! (`goldenpath-report/1`).
 
 use crate::report::Report;
 

@@ -1,6 +1,11 @@
 //! `--junit FILE`: one `<testsuite>` per feature, one `<testcase>` per scenario, its
 //! requirement ids as `<properties>`.
+//!
+//! A scenario that only missed SHOULDs is not a `<failure>` unless the run was `--strict`
+//! (the report counts those requirements `pass-nonstrict`, and the run can be conformant): its
+//! evidence goes to the testcase's `<system-out>` instead.
 
+use super::outcome;
 use crate::report::{Report, ScenarioResult, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,7 +50,13 @@ pub fn to_junit(report: &Report) -> String {
         features.entry(s.feature.as_str()).or_default().push(s);
     }
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let count = |v: Verdict| report.scenarios.iter().filter(|s| s.verdict == v).count();
+    let count = |v: Verdict| {
+        report
+            .scenarios
+            .iter()
+            .filter(|s| outcome(report, s) == v)
+            .count()
+    };
     let _ = writeln!(
         xml,
         "<testsuites name=\"goldenpath\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
@@ -56,7 +67,7 @@ pub fn to_junit(report: &Report) -> String {
         report.duration_ms / 1000.0
     );
     for (feature, scenarios) in features {
-        let n = |v: Verdict| scenarios.iter().filter(|s| s.verdict == v).count();
+        let n = |v: Verdict| scenarios.iter().filter(|s| outcome(report, s) == v).count();
         let time: f64 = scenarios.iter().map(|s| s.duration_ms).sum::<f64>() / 1000.0;
         let _ = writeln!(
             xml,
@@ -93,7 +104,7 @@ pub fn to_junit(report: &Report) -> String {
                 );
             }
             xml.push_str("      </properties>\n");
-            match s.verdict {
+            match outcome(report, s) {
                 Verdict::Fail => {
                     let _ = writeln!(
                         xml,
@@ -116,7 +127,14 @@ pub fn to_junit(report: &Report) -> String {
                         escape(s.skip_reason.as_deref().unwrap_or(""))
                     );
                 }
-                Verdict::Pass | Verdict::PassNonstrict => {}
+                Verdict::PassNonstrict => {
+                    let _ = writeln!(
+                        xml,
+                        "      <system-out>SHOULD missed (a failure only with --strict):\n{}</system-out>",
+                        escape(&failure_text(s))
+                    );
+                }
+                Verdict::Pass => {}
             }
             xml.push_str("    </testcase>\n");
         }

@@ -10,3 +10,25 @@ pub use baseline::{Baseline, BaselineClass, BaselineError, compare};
 pub use json::to_json;
 pub use junit::to_junit;
 pub use terminal::summary;
+
+use crate::report::{Report, ScenarioResult, Verdict};
+
+/// How a scenario shows in a writer: its verdict, except that a failure whose every finding
+/// names a requirement the report judged `pass-nonstrict` (a SHOULD missed without `--strict`)
+/// is `PassNonstrict`, so that no writer calls a conformant run's scenario a failure.
+fn outcome(report: &Report, s: &ScenarioResult) -> Verdict {
+    let nonstrict = |id: &str| {
+        report
+            .requirements
+            .iter()
+            .any(|r| r.id == id && r.verdict == Verdict::PassNonstrict)
+    };
+    if s.verdict == Verdict::Fail
+        && !s.findings.is_empty()
+        && s.findings.iter().all(|f| nonstrict(&f.requirement))
+    {
+        Verdict::PassNonstrict
+    } else {
+        s.verdict
+    }
+}

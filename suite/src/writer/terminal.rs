@@ -1,5 +1,6 @@
 //! The terminal summary: a table per requirement family, then each failure with its evidence.
 
+use super::outcome;
 use crate::report::{Direction, Report, ScenarioResult, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -78,7 +79,7 @@ pub fn summary(report: &Report) -> String {
         .filter(|s| matches!(s.verdict, Verdict::Fail | Verdict::Error))
     {
         let _ = writeln!(out);
-        evidence(&mut out, s);
+        evidence(&mut out, s, outcome(report, s));
     }
     let _ = writeln!(out);
     let scenarios = report.scenarios.len();
@@ -102,11 +103,11 @@ pub fn summary(report: &Report) -> String {
     out
 }
 
-fn evidence(out: &mut String, s: &ScenarioResult) {
+fn evidence(out: &mut String, s: &ScenarioResult, verdict: Verdict) {
     let _ = writeln!(
         out,
         "{} {}: {} [{}]",
-        s.verdict.as_str().to_uppercase(),
+        verdict.as_str().to_uppercase(),
         s.feature,
         s.name,
         s.requirements.join(" ")
@@ -155,7 +156,7 @@ fn evidence(out: &mut String, s: &ScenarioResult) {
             let _ = writeln!(
                 out,
                 "    {:>10} {}",
-                m.users[i],
+                m.users.get(i).map_or("?", String::as_str),
                 row.iter().map(|c| format!("{c:>10}")).collect::<String>()
             );
         }
