@@ -126,7 +126,13 @@ fn evidence(out: &mut String, s: &ScenarioResult, verdict: Verdict) {
             }
         }
     }
-    for f in &s.findings {
+    // A failed step's message is shown with its step: skip the findings that only repeat it.
+    let repeats = |got: &str| {
+        s.steps
+            .iter()
+            .any(|step| step.message.as_deref() == Some(got))
+    };
+    for f in s.findings.iter().filter(|f| !repeats(&f.got)) {
         let at = match (&f.connection, f.frame_index) {
             (Some(c), Some(i)) => format!(" on {c} frame {i}"),
             (Some(c), None) => format!(" on {c}"),
