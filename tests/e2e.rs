@@ -9,3 +9,5 @@ mod cli;
 mod common;
 #[path = "e2e/mute.rs"]
 mod mute;
+#[path = "e2e/tls.rs"]
+mod tls;
