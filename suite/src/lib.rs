@@ -13,6 +13,7 @@
 //! ```
 
 mod executor;
+pub mod load;
 pub mod report;
 mod steps;
 pub mod target;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use executor::{Progress, Selection};
+pub use load::{LoadError, LoadOptions, LoadReport, load};
 pub use report::{Report, Verdict};
 pub use target::{ConnectError, Target};
 pub use tokens::{TokenError, TokenKind, TokenSource};
@@ -203,8 +205,8 @@ async fn probe(
     Ok(capabilities)
 }
 
-/// The reference router, started in-process for the embedded default.
-struct Embedded {
+/// The reference router, started in-process for the embedded default (of `check` and `load`).
+pub(crate) struct Embedded {
     addr: std::net::SocketAddr,
     secret: String,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -215,7 +217,7 @@ const EMBEDDED_ISSUER: &str = "goldenpath-embedded";
 const EMBEDDED_AUDIENCE: &str = "goldenpath";
 
 impl Embedded {
-    async fn start() -> std::io::Result<Embedded> {
+    pub(crate) async fn start() -> std::io::Result<Embedded> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let secret = uuid::Uuid::new_v4().simple().to_string();
@@ -239,7 +241,7 @@ impl Embedded {
         })
     }
 
-    fn target_and_tokens(&self) -> Result<(Target, TokenSource), CheckError> {
+    pub(crate) fn target_and_tokens(&self) -> Result<(Target, TokenSource), CheckError> {
         let target = Target::new(&format!("ws://{}/ws", self.addr), Vec::new(), None, None)?;
         let claims = tokens::parse_claims(&[
             format!("iss={EMBEDDED_ISSUER}"),
@@ -255,7 +257,7 @@ impl Embedded {
         ))
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }

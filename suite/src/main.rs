@@ -1,6 +1,7 @@
 //! `goldenpath`: the conformance runner and the reference server, in one binary.
 
 mod check;
+mod load_cli;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,6 +20,9 @@ enum Command {
     Check(Box<check::CheckArgs>),
     /// Serve the reference router (WebSocket at /ws, plus /health, /metrics, /dev/tokens).
     Serve(goldenpath_reference::ServeArgs),
+    /// Load a server on an open-loop schedule: latency percentiles, delivered events/s and
+    /// correctness counters (without --url: the embedded reference).
+    Load(Box<load_cli::LoadArgs>),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => runtime.block_on(check::run(*args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Load(args) => runtime.block_on(load_cli::run(*args)),
     }
 }
 
@@ -102,6 +107,6 @@ async fn shutdown_signal() {
 fn default_log(command: &Command) -> &'static str {
     match command {
         Command::Serve(_) => "info",
-        Command::Check(_) => "warn",
+        Command::Check(_) | Command::Load(_) => "warn",
     }
 }

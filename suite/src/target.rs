@@ -23,6 +23,9 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::report::{Direction, Finding, Frame, Transcript};
 use crate::tokens::redact;
 
+/// An open WebSocket to the target, plain or TLS.
+pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// Where the token goes in the upgrade request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -129,6 +132,25 @@ impl Target {
         placement: Placement,
         timeout: Duration,
     ) -> Result<Result<Conn, Refusal>, ConnectError> {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(64 << 20))
+            .max_frame_size(Some(64 << 20));
+        let started = Instant::now();
+        Ok(self
+            .open(token, placement, timeout, config)
+            .await?
+            .map(|(ws, protocol)| Conn::new(label, user, ws, protocol, started)))
+    }
+
+    /// Open a bare WebSocket with `config` (the load generator's: no transcript, small
+    /// buffers). `Ok(Err(refusal))` is an HTTP answer other than the upgrade.
+    pub(crate) async fn open(
+        &self,
+        token: Option<&str>,
+        placement: Placement,
+        timeout: Duration,
+        config: WebSocketConfig,
+    ) -> Result<Result<(WsStream, Option<String>), Refusal>, ConnectError> {
         let mut url = self.url.clone();
         if let (Some(token), Placement::Query) = (token, placement) {
             url.push(if url.contains('?') { '&' } else { '?' });
@@ -173,11 +195,7 @@ impl Target {
                 .map_err(|e| ConnectError::Config(e.to_string()))?;
             headers.insert("sec-websocket-protocol", value);
         }
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(64 << 20))
-            .max_frame_size(Some(64 << 20));
         let connector = self.tls.as_ref().map(|c| Connector::Rustls(c.clone()));
-        let started = Instant::now();
         let attempt = tokio_tungstenite::connect_async_tls_with_config(
             request,
             Some(config),
@@ -196,7 +214,7 @@ impl Target {
                     .get("sec-websocket-protocol")
                     .and_then(|p| p.to_str().ok())
                     .map(str::to_owned);
-                Ok(Ok(Conn::new(label, user, ws, protocol, started)))
+                Ok(Ok((ws, protocol)))
             }
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let body = response

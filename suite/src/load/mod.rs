@@ -1,0 +1,713 @@
+//! Load mode: correctness under load, measured.
+//!
+//! [`load`] opens `users × connections_per_user` authenticated connections, then sends
+//! `user_message`s on a fixed open-loop schedule ([`schedule`](self::schedule)) for a duration,
+//! and checks every frame that comes back ([`conn`](self::conn)). It reports HdrHistogram
+//! percentiles of the time to the first event and to completion, both measured from each
+//! message's *intended* send time, the delivered events per second, the handshake + auth rate,
+//! and the correctness counters — lost, duplicated, misrouted, out of order, schema-invalid —
+//! which must all be 0 for the run to be [clean](LoadReport::clean).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), goldenpath::LoadError> {
+//! let options = goldenpath::LoadOptions {
+//!     users: 20,
+//!     duration: std::time::Duration::from_secs(2),
+//!     ..Default::default()
+//! };
+//! let report = goldenpath::load(options).await?; // the embedded reference router
+//! assert!(report.clean(), "{}", report.summary());
+//! # Ok(()) }
+//! ```
+
+mod conn;
+mod schedule;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::target::{ConnectError, Placement, Target, WsStream};
+use crate::tokens::{TokenError, TokenKind, TokenSource};
+use schedule::Schedule;
+
+/// What to load, and how hard.
+pub struct LoadOptions {
+    /// The server; `None` starts the reference router in-process.
+    pub target: Option<(Target, TokenSource)>,
+    /// Distinct users.
+    pub users: usize,
+    /// Connections each user holds open; every run reaches all of them.
+    pub connections_per_user: usize,
+    /// `user_message`s per second, all users together, sent on a fixed schedule. `0` opens
+    /// the connections and holds them idle for the duration.
+    pub rate: f64,
+    /// How long messages are sent for (or, idle, how long the connections are held).
+    pub duration: Duration,
+    /// After the last send, how long runs may take to complete before they count as lost.
+    pub grace: Duration,
+    /// Runs one connection may have outstanding before its sends wait. Latency still counts
+    /// from the intended send time, so a wait shows; the bound keeps an overloaded server from
+    /// piling up unbounded work in the generator.
+    pub max_in_flight: usize,
+    /// The text of every message; the canary is appended. A test directive here scripts the
+    /// runs (e.g. `load [tools=2]`) on servers that honour it.
+    pub content: String,
+    /// Connections opened at once during the connect phase.
+    pub connect_concurrency: usize,
+    /// Bound on each handshake.
+    pub connect_timeout: Duration,
+    /// Counters the caller can watch while the run goes on (progress).
+    pub live: Option<Arc<Live>>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            target: None,
+            users: 200,
+            connections_per_user: 1,
+            rate: 200.0,
+            duration: Duration::from_secs(10),
+            grace: Duration::from_secs(5),
+            max_in_flight: 100,
+            content: "load".into(),
+            connect_concurrency: 64,
+            connect_timeout: Duration::from_secs(10),
+            live: None,
+        }
+    }
+}
+
+/// Why a load run produced no report.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The target could not be reached (exit 3).
+    #[error("target unreachable: {0}")]
+    Unreachable(#[from] ConnectError),
+    /// Connections were refused or broke during the connect phase: lower `--users` /
+    /// `--connections-per-user`, raise the server's limits or `ulimit -n` (exit 2).
+    #[error("{failed} of {wanted} connection(s) could not be opened; the first: {first}")]
+    Connect {
+        /// Connections wanted.
+        wanted: usize,
+        /// Connections that failed.
+        failed: usize,
+        /// Why the first one failed.
+        first: String,
+    },
+    /// The token source failed (exit 2).
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    /// The options cannot work: say what to change (exit 2).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl LoadError {
+    /// The process exit code for this error: 3 unreachable, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Unreachable(_) => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// The phase a load run is in, as [`Live::phase`] holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Opening connections.
+    Connecting = 0,
+    /// Sending on the schedule (or holding idle connections).
+    Running = 1,
+    /// Done; the report is being built.
+    Done = 2,
+}
+
+/// Counters updated while a load run goes on, for progress displays and orchestration (the
+/// bench reads a server's memory once every connection is open).
+#[derive(Debug, Default)]
+pub struct Live {
+    /// The current [`Phase`], as its `u8`.
+    pub phase: AtomicU8,
+    /// Connections open and greeted.
+    pub connected: AtomicU64,
+    /// Messages sent.
+    pub sent: AtomicU64,
+    /// Run frames received.
+    pub events: AtomicU64,
+    /// Runs completed (on each connection that receives them).
+    pub completed: AtomicU64,
+}
+
+impl Live {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Connecting,
+            1 => Phase::Running,
+            _ => Phase::Done,
+        }
+    }
+
+    fn set(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+}
+
+/// The correctness counters. Any non-zero counter makes the run unclean (exit 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Runs of a user's message that never completed on one of that user's connections
+    /// within the grace period (counted per connection).
+    pub lost: u64,
+    /// Frames whose `event_id` was seen before on the same connection, and second completed
+    /// runs of one message.
+    pub duplicated: u64,
+    /// Frames owned by, or carrying the canary of, another user.
+    pub misrouted: u64,
+    /// Run frames the run's state machine refuses (`seq`, pairing, first and terminal event),
+    /// and frames after a run's terminal event.
+    pub out_of_order: u64,
+    /// Frames that are not a JSON object of a server type valid against its schema.
+    pub schema_invalid: u64,
+}
+
+impl Counters {
+    fn add(&mut self, other: &Counters) {
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.misrouted += other.misrouted;
+        self.out_of_order += other.out_of_order;
+        self.schema_invalid += other.schema_invalid;
+    }
+
+    /// Whether every counter is 0.
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+/// Percentiles of one latency, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Samples recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// What a load run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// The server (secrets redacted), or "the embedded reference router".
+    pub target: String,
+    /// Users.
+    pub users: usize,
+    /// Connections per user.
+    pub connections_per_user: usize,
+    /// Offered messages per second.
+    pub rate: f64,
+    /// Seconds of sending.
+    pub duration_s: f64,
+    /// Connections opened (handshake, auth and `connection_established` received).
+    pub connections: usize,
+    /// Seconds the connect phase took.
+    pub connect_s: f64,
+    /// Handshakes + auth per second during the connect phase.
+    pub handshakes_per_s: f64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages due that were never sent: the sends fell behind (server backpressure, the
+    /// in-flight bound, or a saturated generator) and the duration ran out.
+    pub unsent: u64,
+    /// The latest any send went out after its intended time, in ms: large values mean the
+    /// generator or the server's backpressure could not keep the schedule.
+    pub max_send_lag_ms: f64,
+    /// Run deliveries expected: each message once on each of its user's connections.
+    pub expected_runs: u64,
+    /// Run deliveries that completed.
+    pub completed_runs: u64,
+    /// Run frames received.
+    pub events: u64,
+    /// Run frames per completed run, as measured.
+    pub events_per_run: f64,
+    /// Offered run frames per second: rate × connections per user × events per run.
+    pub offered_events_per_s: f64,
+    /// Run frames received per second, from the first intended send to the last frame.
+    pub delivered_events_per_s: f64,
+    /// From the intended send time to `agent_started`.
+    pub first_event_ms: Percentiles,
+    /// From the intended send time to the terminal event.
+    pub completion_ms: Percentiles,
+    /// From the actual send time to `agent_started`, on the sending connection: the server's
+    /// share, without the generator's timer slack or backlog (not open-loop: a stall hides
+    /// here, never in `first_event_ms`).
+    pub first_event_from_send_ms: Percentiles,
+    /// The correctness counters.
+    pub counters: Counters,
+    /// `error` frames the server sent.
+    pub server_errors: u64,
+    /// Connections that ended before the run did.
+    pub disconnects: u64,
+    /// The first anomalies, each with its connection and frame.
+    pub examples: Vec<String>,
+}
+
+impl LoadReport {
+    /// Whether every correctness counter is 0.
+    pub fn clean(&self) -> bool {
+        self.counters.is_zero()
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a load report always serializes") + "\n"
+    }
+
+    /// The report as text, for a terminal.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "load against {}", self.target);
+        let _ = writeln!(
+            out,
+            "  {} users × {} connection(s): {} open in {:.2} s ({:.0} handshakes+auth/s)",
+            self.users,
+            self.connections_per_user,
+            self.connections,
+            self.connect_s,
+            self.handshakes_per_s
+        );
+        let _ = writeln!(
+            out,
+            "  offered {:.0} msg/s for {:.1} s: {} sent, {} unsent (max send lag {:.1} ms), {} of {} run deliveries completed",
+            self.rate,
+            self.duration_s,
+            self.sent,
+            self.unsent,
+            self.max_send_lag_ms,
+            self.completed_runs,
+            self.expected_runs
+        );
+        let _ = writeln!(
+            out,
+            "  events: {} delivered, {:.0}/s delivered vs {:.0}/s offered ({:.1} per run)",
+            self.events,
+            self.delivered_events_per_s,
+            self.offered_events_per_s,
+            self.events_per_run
+        );
+        let _ = writeln!(
+            out,
+            "  latency (ms, from intended send)    p50      p90      p99    p99.9      max"
+        );
+        for (name, p) in [
+            ("first event", &self.first_event_ms),
+            ("completion", &self.completion_ms),
+            (
+                "first event, from actual send",
+                &self.first_event_from_send_ms,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "    {name:<32} {:>7.3}  {:>7.3}  {:>7.3}  {:>7.3}  {:>7.3}",
+                p.p50, p.p90, p.p99, p.p999, p.max
+            );
+        }
+        let c = &self.counters;
+        let _ = writeln!(
+            out,
+            "  correctness: lost {}  duplicated {}  misrouted {}  out of order {}  schema-invalid {}",
+            c.lost, c.duplicated, c.misrouted, c.out_of_order, c.schema_invalid
+        );
+        if self.server_errors > 0 || self.disconnects > 0 {
+            let _ = writeln!(
+                out,
+                "  also: {} error frame(s), {} disconnect(s)",
+                self.server_errors, self.disconnects
+            );
+        }
+        for e in &self.examples {
+            let _ = writeln!(out, "    - {e}");
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            if self.clean() {
+                "CLEAN: every correctness counter is 0"
+            } else {
+                "NOT CLEAN: a correctness counter is not 0"
+            }
+        );
+        out
+    }
+}
+
+/// What every connection of a run shares.
+pub(crate) struct Shared {
+    pub(crate) schedule: Schedule,
+    pub(crate) grace: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) content: String,
+    /// Messages each user has sent so far.
+    pub(crate) sent_by_user: Vec<AtomicU64>,
+    /// Connections that may still send.
+    pub(crate) senders_left: AtomicUsize,
+}
+
+/// The most anomaly examples a report keeps.
+const MAX_EXAMPLES: usize = 10;
+
+/// Run a load against `options.target` (or the embedded reference router) and report.
+///
+/// Errors only when the run cannot start: every correctness problem is a counter in the
+/// report. All network waits are bounded (handshakes by `connect_timeout`, the run by
+/// `duration + grace`).
+pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
+    if options.users == 0 || options.connections_per_user == 0 {
+        return Err(LoadError::Config(
+            "--users and --connections-per-user must be at least 1".into(),
+        ));
+    }
+    if !(options.rate >= 0.0 && options.rate.is_finite()) {
+        return Err(LoadError::Config(
+            "--rate must be a non-negative number of messages per second".into(),
+        ));
+    }
+    if options.duration.is_zero() {
+        return Err(LoadError::Config("--duration must be positive".into()));
+    }
+    let live = options.live.clone().unwrap_or_default();
+    live.set(Phase::Connecting);
+    let mut embedded = None;
+    let (target, tokens) = match options.target {
+        Some(pair) => pair,
+        None => {
+            let server = crate::Embedded::start().await.map_err(|e| {
+                LoadError::Config(format!("cannot start the embedded reference router: {e}"))
+            })?;
+            let pair = server
+                .target_and_tokens()
+                .map_err(|e| LoadError::Config(e.to_string()))?;
+            embedded = Some(server);
+            pair
+        }
+    };
+    let display = if embedded.is_some() {
+        "the embedded reference router".to_owned()
+    } else {
+        target.display_url()
+    };
+    let tag = format!("lg{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let mut schedule = Schedule {
+        t0: Instant::now(),
+        rate: options.rate,
+        users: options.users as u64,
+        conns: options.connections_per_user as u64,
+        duration: options.duration,
+        tag,
+    };
+
+    // Connect phase: every connection authenticated and greeted before the clock starts.
+    let connect_started = Instant::now();
+    let opened = connect_all(
+        &target,
+        &tokens,
+        &schedule,
+        options.connect_concurrency.max(1),
+        options.connect_timeout,
+        &live,
+    )
+    .await;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    let streams = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(server) = embedded {
+                server.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let connections = streams.len();
+
+    // Compile the validators now, not on the first frames of the clock.
+    for t in goldenpath_spec::MessageType::ALL {
+        let _ = goldenpath_spec::schema::validator(t);
+    }
+
+    // Run phase.
+    schedule.t0 = Instant::now() + Duration::from_millis(20);
+    let shared = Arc::new(Shared {
+        schedule: schedule.clone(),
+        grace: options.grace,
+        max_in_flight: options.max_in_flight.max(1),
+        content: options.content.clone(),
+        sent_by_user: (0..options.users).map(|_| AtomicU64::new(0)).collect(),
+        senders_left: AtomicUsize::new(connections),
+    });
+    live.set(Phase::Running);
+    let mut tasks = Vec::with_capacity(connections);
+    for ((user, conn), (ws, greeting)) in streams {
+        tasks.push(tokio::spawn(conn::drive(
+            ws,
+            greeting,
+            shared.clone(),
+            live.clone(),
+            user,
+            conn,
+        )));
+    }
+    let mut first_event = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut completion = first_event.clone();
+    let mut from_send = first_event.clone();
+    let mut unsent = 0;
+    let mut counters = Counters::default();
+    let (mut events, mut completed, mut sent, mut lag, mut errors, mut disconnects) =
+        (0, 0, 0, 0, 0, 0);
+    let mut last_event = schedule.t0;
+    let mut examples = Vec::new();
+    for task in tasks {
+        let stats = match task.await {
+            Ok(stats) => stats,
+            Err(e) => {
+                return Err(LoadError::Config(format!(
+                    "a load connection task failed: {e}"
+                )));
+            }
+        };
+        let _ = first_event.add(&stats.first_event);
+        let _ = completion.add(&stats.completion);
+        let _ = from_send.add(&stats.first_event_from_send);
+        unsent += stats.unsent;
+        counters.add(&stats.counters);
+        events += stats.events;
+        completed += stats.completed;
+        sent += stats.sent;
+        lag = lag.max(stats.max_send_lag_us);
+        errors += stats.server_errors;
+        disconnects += u64::from(stats.disconnected.is_some());
+        if let Some(t) = stats.last_event {
+            last_event = last_event.max(t);
+        }
+        for e in stats.examples {
+            if examples.len() < MAX_EXAMPLES {
+                examples.push(e);
+            }
+        }
+    }
+    live.set(Phase::Done);
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    let window = last_event
+        .saturating_duration_since(schedule.t0)
+        .as_secs_f64();
+    let events_per_run = if completed > 0 {
+        events as f64 / completed as f64
+    } else {
+        0.0
+    };
+    Ok(LoadReport {
+        target: display,
+        users: options.users,
+        connections_per_user: options.connections_per_user,
+        rate: options.rate,
+        duration_s: options.duration.as_secs_f64(),
+        connections,
+        connect_s,
+        handshakes_per_s: if connect_s > 0.0 {
+            connections as f64 / connect_s
+        } else {
+            0.0
+        },
+        sent,
+        unsent,
+        max_send_lag_ms: lag as f64 / 1000.0,
+        expected_runs: sent * options.connections_per_user as u64,
+        completed_runs: completed,
+        events,
+        events_per_run,
+        offered_events_per_s: options.rate * options.connections_per_user as f64 * events_per_run,
+        delivered_events_per_s: if window > 0.0 {
+            events as f64 / window
+        } else {
+            0.0
+        },
+        first_event_ms: Percentiles::of(&first_event),
+        completion_ms: Percentiles::of(&completion),
+        first_event_from_send_ms: Percentiles::of(&from_send),
+        counters,
+        server_errors: errors,
+        disconnects,
+        examples,
+    })
+}
+
+/// The load generator's WebSocket settings: small buffers, so that thousands of idle
+/// connections stay cheap (tungstenite's default 128 KiB read buffer costs ~138 KB each).
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+}
+
+/// The open connections, keyed by (user, connection), each with its greeting.
+type Opened = Vec<((u64, u64), (WsStream, String))>;
+
+/// Open and greet every connection, `concurrency` at a time.
+async fn connect_all(
+    target: &Target,
+    tokens: &TokenSource,
+    schedule: &Schedule,
+    concurrency: usize,
+    timeout: Duration,
+    live: &Live,
+) -> Result<Opened, LoadError> {
+    let mut plan = (0..schedule.users).flat_map(|u| (0..schedule.conns).map(move |c| (u, c)));
+    let mut pending = FuturesUnordered::new();
+    let mut opened = Vec::new();
+    let mut failed = 0;
+    let mut first_failure = None;
+    let mut unreachable = None;
+    let wanted = (schedule.users * schedule.conns) as usize;
+    loop {
+        while pending.len() < concurrency {
+            let Some((user, conn)) = plan.next() else {
+                break;
+            };
+            pending.push(async move {
+                let name = schedule.user_name(user);
+                let result = open_one(target, tokens, &name, timeout).await;
+                ((user, conn), result)
+            });
+        }
+        let Some((key, result)) = pending.next().await else {
+            break;
+        };
+        match result {
+            Ok(ws) => {
+                live.connected.fetch_add(1, Ordering::Relaxed);
+                opened.push((key, ws));
+            }
+            Err(OpenError::Fatal(e)) => return Err(e),
+            Err(OpenError::Failed(why)) => {
+                failed += 1;
+                first_failure.get_or_insert(why);
+            }
+            Err(OpenError::Unreachable(e)) => {
+                failed += 1;
+                first_failure.get_or_insert(e.to_string());
+                unreachable.get_or_insert(e);
+            }
+        }
+    }
+    if let (true, Some(e)) = (opened.is_empty(), unreachable) {
+        return Err(LoadError::Unreachable(e));
+    }
+    if failed > 0 {
+        return Err(LoadError::Connect {
+            wanted,
+            failed,
+            first: first_failure.unwrap_or_default(),
+        });
+    }
+    Ok(opened)
+}
+
+enum OpenError {
+    /// The run cannot go on (a token or configuration problem).
+    Fatal(LoadError),
+    /// No answer from the server at all.
+    Unreachable(ConnectError),
+    /// This connection failed.
+    Failed(String),
+}
+
+/// One connection: handshake with a valid token, then its `connection_established`.
+async fn open_one(
+    target: &Target,
+    tokens: &TokenSource,
+    user: &str,
+    timeout: Duration,
+) -> Result<(WsStream, String), OpenError> {
+    let token = tokens
+        .token(user, TokenKind::Valid)
+        .await
+        .map_err(|e| OpenError::Fatal(e.into()))?;
+    let opened = target
+        .open(Some(&token), Placement::Header, timeout, ws_config())
+        .await;
+    let mut ws = match opened {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(refusal)) => {
+            return Err(OpenError::Failed(format!(
+                "{user}: HTTP {} {}",
+                refusal.status,
+                refusal.body.trim()
+            )));
+        }
+        Err(e @ ConnectError::Config(_)) => return Err(OpenError::Fatal(e.into())),
+        Err(e) => return Err(OpenError::Unreachable(e)),
+    };
+    let greeting = tokio::time::timeout(timeout, ws.next()).await;
+    match greeting {
+        Ok(Some(Ok(Message::Text(text))))
+            if serde_json::from_str::<Value>(text.as_str())
+                .ok()
+                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+                .as_deref()
+                == Some("connection_established") =>
+        {
+            Ok((ws, text.as_str().to_owned()))
+        }
+        Ok(Some(Ok(other))) => Err(OpenError::Failed(format!(
+            "{user}: the first frame is not connection_established: {other}"
+        ))),
+        Ok(_) => Err(OpenError::Failed(format!(
+            "{user}: the connection closed before connection_established"
+        ))),
+        Err(_) => Err(OpenError::Failed(format!(
+            "{user}: no connection_established within {timeout:?}"
+        ))),
+    }
+}

@@ -1,0 +1,232 @@
+//! `goldenpath load`: flags → load options → run → report → exit code.
+
+use clap::Args;
+use goldenpath::load::{Live, Phase};
+use goldenpath::{LoadError, LoadOptions, Target, TokenSource, tokens};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Exit codes: 0 every correctness counter is 0, 1 one is not, 2 usage or configuration error,
+/// 3 target unreachable.
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
+    /// is started on 127.0.0.1 and loaded.
+    #[arg(long)]
+    url: Option<String>,
+    /// Mint HS256 tokens with this secret (the server's).
+    #[arg(
+        long,
+        env = "GOLDENPATH_JWT_SECRET",
+        hide_env_values = true,
+        group = "tokens"
+    )]
+    jwt_secret: Option<String>,
+    /// An extra claim for minted tokens, key=value (e.g. iss=auth, aud=chat). Repeatable.
+    #[arg(long = "jwt-claim", value_name = "KEY=VALUE")]
+    jwt_claims: Vec<String>,
+    /// A JSON file mapping user → token (users are named <tag>u0, <tag>u1, ...: use
+    /// --jwt-secret or --token-url unless the file was written for this run).
+    #[arg(long, group = "tokens")]
+    token_file: Option<PathBuf>,
+    /// A login endpoint: POST {"user": "<name>"} returns {"token": "..."}.
+    #[arg(long, group = "tokens")]
+    token_url: Option<String>,
+    /// An extra header on every upgrade request, K:V. Repeatable.
+    #[arg(long = "header", value_name = "K:V")]
+    headers: Vec<String>,
+    /// An extra subprotocol to offer.
+    #[arg(long)]
+    subprotocol: Option<String>,
+    /// A PEM file of a private CA to trust for wss://.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// Distinct users.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Connections per user; every run reaches all of its user's connections.
+    #[arg(long, default_value_t = 1)]
+    connections_per_user: usize,
+    /// Messages per second, all users together, on a fixed open-loop schedule (0: connect and
+    /// hold the connections idle).
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds runs may take to complete after the last send before they count as lost.
+    #[arg(long, default_value_t = 5.0)]
+    grace: f64,
+    /// Runs one connection may have outstanding before its sends wait (the wait still shows
+    /// in the latency, which counts from the intended send time).
+    #[arg(long, default_value_t = 100)]
+    max_in_flight: usize,
+    /// The text of every message (a canary is appended); a test directive scripts the runs,
+    /// e.g. "load [tools=2]".
+    #[arg(long, default_value = "load")]
+    content: String,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+    /// Bound on each handshake, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("goldenpath load: {message}");
+    ExitCode::from(2)
+}
+
+fn seconds(name: &str, value: f64) -> Result<Duration, String> {
+    if value > 0.0 && value.is_finite() {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!("--{name} must be a positive number of seconds"))
+    }
+}
+
+pub(crate) async fn run(args: LoadArgs) -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let durations = (|| {
+        Ok::<_, String>((
+            seconds("duration", args.duration)?,
+            seconds("grace", args.grace)?,
+            seconds("timeout", args.timeout)?,
+        ))
+    })();
+    let (duration, grace, timeout) = match durations {
+        Ok(d) => d,
+        Err(e) => return usage(e),
+    };
+    let target = match target(&args) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let live = Arc::new(Live::default());
+    let options = LoadOptions {
+        target,
+        users: args.users,
+        connections_per_user: args.connections_per_user,
+        rate: args.rate,
+        duration,
+        grace,
+        max_in_flight: args.max_in_flight,
+        content: args.content.clone(),
+        connect_concurrency: args.connect_concurrency,
+        connect_timeout: timeout,
+        live: Some(live.clone()),
+    };
+    let wanted = (args.users * args.connections_per_user) as u64;
+    let progress = progress(live, wanted, args.rate * args.duration);
+    let result = goldenpath::load(options).await;
+    if let Some((bar, task)) = progress {
+        task.abort();
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e @ LoadError::Unreachable(_)) => {
+            eprintln!("goldenpath load: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+        Err(e) => return usage(e),
+    };
+    print!("{}", report.summary());
+    if let Some(path) = &args.json
+        && let Err(e) = std::fs::write(path, report.to_json())
+    {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
+    ExitCode::from(if report.clean() { 0 } else { 1 })
+}
+
+fn target(args: &LoadArgs) -> Result<Option<(Target, TokenSource)>, String> {
+    let Some(url) = &args.url else {
+        if args.jwt_secret.is_some() || args.token_file.is_some() || args.token_url.is_some() {
+            return Err(
+                "a token source needs --url: without it the embedded reference is loaded".into(),
+            );
+        }
+        return Ok(None);
+    };
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("--header {h:?} is not K:V"))?;
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let target = Target::new(
+        url,
+        headers,
+        args.subprotocol.clone(),
+        args.ca_cert.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let tokens = if let Some(secret) = &args.jwt_secret {
+        TokenSource::Secret {
+            secret: secret.clone(),
+            claims: tokens::parse_claims(&args.jwt_claims).map_err(|e| e.to_string())?,
+        }
+    } else if let Some(file) = &args.token_file {
+        TokenSource::from_file(file).map_err(|e| e.to_string())?
+    } else if let Some(url) = &args.token_url {
+        TokenSource::from_url(url.clone())
+    } else {
+        return Err("--url needs a token source: --jwt-secret, --token-file or --token-url".into());
+    };
+    Ok(Some((target, tokens)))
+}
+
+/// On a terminal: a bar over the connect phase, then over the messages sent.
+fn progress(
+    live: Arc<Live>,
+    connections: u64,
+    messages: f64,
+) -> Option<(ProgressBar, tokio::task::JoinHandle<()>)> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(connections);
+    let style = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let handle = bar.clone();
+    let task = tokio::spawn(async move {
+        let mut running = false;
+        loop {
+            match live.phase() {
+                Phase::Connecting => {
+                    bar.set_position(live.connected.load(Ordering::Relaxed));
+                    bar.set_message("connections open");
+                }
+                Phase::Running => {
+                    if !running {
+                        running = true;
+                        bar.set_length(messages.ceil().max(1.0) as u64);
+                    }
+                    bar.set_position(live.sent.load(Ordering::Relaxed));
+                    bar.set_message(format!(
+                        "messages sent; {} events, {} runs completed",
+                        live.events.load(Ordering::Relaxed),
+                        live.completed.load(Ordering::Relaxed)
+                    ));
+                }
+                Phase::Done => break,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    Some((handle, task))
+}

@@ -1,0 +1,301 @@
+//! `goldenpath::load`: a short clean run against the embedded reference router, and runs
+//! against tiny faulty servers that show each counter can fail.
+
+use futures_util::{SinkExt, StreamExt};
+use goldenpath::{LoadOptions, Target, TokenSource, tokens};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_under_load_counts_nothing_wrong() {
+    let options = LoadOptions {
+        users: 20,
+        connections_per_user: 2,
+        rate: 200.0,
+        duration: Duration::from_secs(2),
+        grace: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let report = goldenpath::load(options).await.expect("the load runs");
+    assert!(report.clean(), "{}", report.summary());
+    assert_eq!(report.connections, 40);
+    assert!(report.sent >= 390, "{}", report.summary());
+    assert_eq!(
+        report.completed_runs,
+        report.expected_runs,
+        "{}",
+        report.summary()
+    );
+    // The default run: started, thinking, tool pair, completed — on both connections.
+    assert_eq!(report.events, report.sent * 2 * 5, "{}", report.summary());
+    assert_eq!(report.first_event_ms.count, report.completed_runs);
+    assert!(report.completion_ms.p50 > 0.0);
+    assert!(report.handshakes_per_s > 0.0);
+}
+
+/// How a faulty test server misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// Every run also goes to the next user's connection.
+    Misroute,
+    /// Every `agent_thinking` is sent twice.
+    Duplicate,
+    /// Every third message gets no run at all.
+    Drop,
+    /// `seq` skips a value.
+    Gap,
+    /// The timestamp is not RFC 3339.
+    BadSchema,
+}
+
+type Peers =
+    std::sync::Arc<std::sync::Mutex<Vec<(String, tokio::sync::mpsc::UnboundedSender<String>)>>>;
+
+/// A minimal canonical server (any token is accepted; the user is the token's `sub`), with one
+/// fault switched on. Connections register in order; user `i`'s "neighbour" is the next one.
+// The handshake callback's shape is tungstenite's: its error is the HTTP response to send.
+#[allow(clippy::result_large_err)]
+async fn faulty_server(fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let peers: Peers = Default::default();
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Ok((stream, _)) = listener.accept().await {
+            n += 1;
+            let peers = peers.clone();
+            tokio::spawn(async move {
+                let mut user = String::new();
+                let callback =
+                    |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        user = sub_of(auth.trim_start_matches("Bearer "));
+                        Ok(resp)
+                    };
+                let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                    return;
+                };
+                let (mut sink, mut stream) = ws.split();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let index = {
+                    let mut p = peers.lock().unwrap();
+                    p.push((user.clone(), tx.clone()));
+                    p.len() - 1
+                };
+                let _ = tx.send(frame(
+                    "connection_established",
+                    n * 1000,
+                    None,
+                    json!({"connection_id": format!("c{n}"), "user_id": user, "spec_version": "1"}),
+                ));
+                tokio::spawn(async move {
+                    while let Some(text) = rx.recv().await {
+                        if sink.send(Message::text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut event = n * 1_000_000;
+                let mut runs = 0u64;
+                while let Some(Ok(Message::Text(text))) = stream.next().await {
+                    let msg: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    runs += 1;
+                    if fault == Fault::Drop && runs.is_multiple_of(3) {
+                        continue;
+                    }
+                    let run = format!("r{n}-{runs}");
+                    let mut targets = vec![tx.clone()];
+                    if fault == Fault::Misroute {
+                        let p = peers.lock().unwrap();
+                        if let Some((_, other)) =
+                            p.get((index + 1) % p.len()).filter(|_| p.len() > 1)
+                        {
+                            targets.push(other.clone());
+                        }
+                    }
+                    let events = [
+                        (
+                            "agent_started",
+                            json!({"agent_name": "t", "request_id": msg["id"]}),
+                        ),
+                        ("agent_thinking", json!({"text": "hm"})),
+                        (
+                            "tool_executing",
+                            json!({"tool_call_id": "c1", "tool_name": "x", "parameters": {}}),
+                        ),
+                        (
+                            "tool_completed",
+                            json!({"tool_call_id": "c1", "tool_name": "x", "status": "ok", "result": 1}),
+                        ),
+                        ("agent_completed", json!({"result": {"text": "ok"}})),
+                    ];
+                    let mut seq = 0;
+                    for (kind, payload) in events {
+                        seq += if fault == Fault::Gap && kind == "tool_executing" {
+                            2
+                        } else {
+                            1
+                        };
+                        event += 1;
+                        let mut text = frame(kind, event, Some((&user, &run, seq)), payload);
+                        if fault == Fault::BadSchema && kind == "agent_thinking" {
+                            text = text.replace("2026-01-01T00:00:00Z", "yesterday");
+                        }
+                        let copies = if fault == Fault::Duplicate && kind == "agent_thinking" {
+                            2
+                        } else {
+                            1
+                        };
+                        for _ in 0..copies {
+                            for t in &targets {
+                                let _ = t.send(text.clone());
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+fn frame(kind: &str, event: u64, run: Option<(&str, &str, u64)>, payload: Value) -> String {
+    let mut f = json!({"type": kind, "event_id": format!("e{event}"),
+                       "timestamp": "2026-01-01T00:00:00Z", "payload": payload});
+    if let Some((user, run, seq)) = run {
+        f["user_id"] = user.into();
+        f["thread_id"] = "t1".into();
+        f["run_id"] = run.into();
+        f["seq"] = seq.into();
+    }
+    f.to_string()
+}
+
+/// The `sub` of a JWT, without checking it (the test server trusts anyone).
+fn sub_of(jwt: &str) -> String {
+    use base64::Engine as _;
+    let claims = jwt.split('.').nth(1).unwrap_or("");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .unwrap_or_default();
+    serde_json::from_slice::<Value>(&bytes).unwrap_or_default()["sub"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn load_faulty(fault: Fault) -> goldenpath::LoadReport {
+    let url = faulty_server(fault).await;
+    let target = Target::new(&url, Vec::new(), None, None).unwrap();
+    let tokens = TokenSource::Secret {
+        secret: "test".into(),
+        claims: tokens::parse_claims(&[]).unwrap(),
+    };
+    let options = LoadOptions {
+        target: Some((target, tokens)),
+        users: 4,
+        connections_per_user: 1,
+        rate: 100.0,
+        duration: Duration::from_millis(500),
+        grace: Duration::from_millis(500),
+        ..Default::default()
+    };
+    goldenpath::load(options).await.expect("the load runs")
+}
+
+#[tokio::test]
+async fn each_counter_can_fail() {
+    let misrouted = load_faulty(Fault::Misroute).await;
+    assert!(!misrouted.clean());
+    assert!(misrouted.counters.misrouted > 0, "{}", misrouted.summary());
+    assert!(
+        misrouted
+            .examples
+            .iter()
+            .any(|e| e.starts_with("misrouted")),
+        "the evidence names the fault: {}",
+        misrouted.summary()
+    );
+
+    let duplicated = load_faulty(Fault::Duplicate).await;
+    assert_eq!(
+        duplicated.counters.duplicated,
+        duplicated.sent,
+        "{}",
+        duplicated.summary()
+    );
+    assert_eq!(duplicated.counters.misrouted, 0);
+
+    let dropped = load_faulty(Fault::Drop).await;
+    assert!(dropped.counters.lost > 0, "{}", dropped.summary());
+    assert_eq!(
+        dropped.counters.lost,
+        dropped.expected_runs - dropped.completed_runs
+    );
+
+    let gap = load_faulty(Fault::Gap).await;
+    assert!(gap.counters.out_of_order > 0, "{}", gap.summary());
+
+    let bad = load_faulty(Fault::BadSchema).await;
+    assert_eq!(bad.counters.schema_invalid, bad.sent, "{}", bad.summary());
+}
+
+#[tokio::test]
+async fn the_load_command_exits_1_on_a_misroute_and_3_when_unreachable() {
+    let url = faulty_server(Fault::Misroute).await;
+    let bin = env!("CARGO_BIN_EXE_goldenpath");
+    let run = |args: Vec<String>| {
+        tokio::process::Command::new(bin)
+            .args(args)
+            .kill_on_drop(true)
+            .output()
+    };
+    let common = |url: &str| -> Vec<String> {
+        [
+            "load",
+            "--url",
+            url,
+            "--jwt-secret",
+            "s",
+            "--users",
+            "3",
+            "--rate",
+            "50",
+            "--duration",
+            "0.4",
+            "--grace",
+            "0.5",
+            "--timeout",
+            "2",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(30), run(common(&url)))
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("NOT CLEAN"), "{stdout}");
+
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("ws://{}/ws", closed.local_addr().unwrap());
+    drop(closed);
+    let out = tokio::time::timeout(Duration::from_secs(30), run(common(&dead)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
