@@ -147,7 +147,7 @@ async def ws_endpoint(websocket: WebSocket):
                 await websocket.send_text(json.dumps({
                     "type": "error", "event_id": next_id("e"), "timestamp": now(),
                     "payload": {"code": "invalid_message", "message": "unsupported frame"}}))
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, RuntimeError):  # RuntimeError: closed while receiving
         pass
     finally:
         manager.disconnect(user, websocket)

@@ -3,6 +3,7 @@
 #
 #   bench/run.sh                 # 3 interleaved rounds, ~15 minutes on 2 cores
 #   ROUNDS=1 QUICK=1 bench/run.sh   # one short round, to try the set-up
+#   BENCH_ARGS="--latency-secs 5" bench/run.sh   # any gp-bench flag (gp-bench --help)
 #
 # Builds the release binaries, installs the legacy-stack peer's dependencies into bench/.venv,
 # raises the open-file limit for the 10k idle connections, and runs gp-bench pinned to core 1;
@@ -60,4 +61,4 @@ taskset -c 1 "$TARGET_DIR/release/gp-bench" \
   --rounds "$ROUNDS" \
   --server-core 0 \
   --out "$OUT" \
-  "${EXTRA[@]}"
+  "${EXTRA[@]}" ${BENCH_ARGS:-}

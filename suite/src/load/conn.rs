@@ -141,9 +141,6 @@ pub(crate) async fn drive(
         // Sending pauses while this connection has `max_in_flight` runs outstanding: a bound
         // on what the generator piles up, never on what the latency shows (it counts from the
         // intended time).
-        let due = next
-            .filter(|_| reader.outstanding.len() < shared.max_in_flight)
-            .map(|k| schedule.intended(k));
         if let Some(k) = next
             && Instant::now() >= send_end
         {
@@ -154,13 +151,16 @@ pub(crate) async fn drive(
             sending = false;
             shared.senders_left.fetch_sub(1, Ordering::AcqRel);
         }
+        let due = next
+            .filter(|_| reader.outstanding.len() < shared.max_in_flight)
+            .map(|k| schedule.intended(k));
         if next.is_none() && !idle && reader.done() {
             break;
         }
         tokio::select! {
             biased;
             _ = tokio::time::sleep_until(due.unwrap_or(far)), if due.is_some() => {
-                let k = next.expect("a send is due only when a message is next");
+                let Some(k) = next else { continue };
                 let canary = schedule.canary(user, k);
                 let frame = json!({
                     "type": "user_message",
