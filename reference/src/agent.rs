@@ -20,6 +20,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::broadcast::{Ids, RunSender};
+use crate::faults::fault_on;
 use crate::tools;
 
 /// The `agent_name` every run reports.
@@ -133,13 +134,28 @@ impl fmt::Display for Directive {
 
 /// Play one run to its end. Returns early when no connection receives the run any more.
 pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id: Option<String>) {
-    let directive = Directive::parse(content);
+    let faults = run.faults();
+    let mut directive = Directive::parse(content);
+    if fault_on!(faults, ExtraThinkingStep) {
+        directive.think += 1;
+    }
+    if fault_on!(faults, FailRunCompletes) {
+        directive.fail_run = false;
+    }
     let pause = Duration::from_millis(directive.delay_ms);
     let mut started = json!({"agent_name": AGENT_NAME});
+    if fault_on!(faults, SchemaMissingField) {
+        started = json!({});
+    }
     if let Some(id) = request_id {
         started["request_id"] = Value::String(id);
     }
-    run.send(MessageType::AgentStarted, started);
+    if fault_on!(faults, LateFirstEvent) {
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+    }
+    if !fault_on!(faults, OmitAgentStarted) {
+        run.send(MessageType::AgentStarted, started);
+    }
 
     for step in 1..=directive.think {
         wait(pause).await;
@@ -150,13 +166,16 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
             "Step {step} of {}: working on the request.",
             directive.think
         );
-        run.send(
-            MessageType::AgentThinking,
-            json!({"text": text, "step": step}),
-        );
+        let mut thinking = json!({"text": text, "step": step});
+        if fault_on!(faults, SchemaWrongType) {
+            thinking["step"] = json!(step.to_string());
+        }
+        run.send(MessageType::AgentThinking, thinking);
     }
 
     let mut failed_calls = 0;
+    // The last call's `tool_completed`, when it goes out after the terminal event.
+    let mut late = None;
     for call in 1..=directive.tools {
         wait(pause).await;
         if !run.has_targets() {
@@ -171,6 +190,11 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
                 json!({"text": content}),
             )
         };
+        let tool_call_id = if fault_on!(faults, ToolCallIdFromName) {
+            format!("call-{tool_name}")
+        } else {
+            tool_call_id
+        };
         run.send(
             MessageType::ToolExecuting,
             json!({"tool_call_id": tool_call_id, "tool_name": tool_name, "parameters": parameters}),
@@ -179,10 +203,15 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
         let outcome = tools::call(tool_name, &parameters);
         let duration_ms = began.elapsed().as_secs_f64() * 1000.0;
         let mut completed = json!({"tool_call_id": tool_call_id, "tool_name": tool_name, "duration_ms": duration_ms});
+        let failed = outcome.is_err();
         match outcome {
             Ok(result) => {
                 completed["status"] = json!("ok");
                 completed["result"] = result;
+            }
+            Err(e) if fault_on!(faults, ToolErrorReportedOk) => {
+                completed["status"] = json!("ok");
+                completed["result"] = json!({"error": e.to_string()});
             }
             Err(e) => {
                 failed_calls += 1;
@@ -191,10 +220,25 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
             }
         }
         wait(pause).await;
+        if fault_on!(faults, CompleteWithOpenTool) && call == directive.tools {
+            late = Some(completed);
+            continue;
+        }
+        if fault_on!(faults, RepeatToolCompleted) && call == 1 {
+            run.send(MessageType::ToolCompleted, completed.clone());
+        }
         run.send(MessageType::ToolCompleted, completed);
+        if fault_on!(faults, ToolErrorAbortsRun) && failed {
+            let message = "a tool call failed";
+            run.send(
+                MessageType::AgentError,
+                json!({"code": "tool_failed", "message": message}),
+            );
+            return;
+        }
     }
 
-    if directive.hang {
+    if directive.hang || fault_on!(faults, NeverFinish) {
         return;
     }
     wait(pause).await;
@@ -211,6 +255,16 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
         run.send(
             MessageType::AgentCompleted,
             json!({"result": {"text": text}, "tool_calls": directive.tools}),
+        );
+    }
+    if let Some(completed) = late {
+        run.send(MessageType::ToolCompleted, completed);
+    }
+    if fault_on!(faults, FrameAfterTerminal) {
+        let step = directive.think + 1;
+        run.send(
+            MessageType::AgentThinking,
+            json!({"text": "Cleaning up.", "step": step}),
         );
     }
 }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::faults::{Faults, fault_on};
 use crate::metrics::{Metrics, inc};
 use crate::registry::{ConnHandle, Delivery, Registry};
 
@@ -73,26 +74,37 @@ pub(crate) struct Broadcast {
     registry: Registry,
     metrics: Arc<Metrics>,
     ids: Arc<Ids>,
+    faults: Faults,
 }
 
 impl Broadcast {
-    pub(crate) fn new(registry: Registry, metrics: Arc<Metrics>, ids: Arc<Ids>) -> Self {
+    pub(crate) fn new(
+        registry: Registry,
+        metrics: Arc<Metrics>,
+        ids: Arc<Ids>,
+        faults: Faults,
+    ) -> Self {
         Broadcast {
             registry,
             metrics,
             ids,
+            faults,
         }
     }
 
     fn encode(
         &self,
-        kind: MessageType,
+        kind: &'static str,
         run: Option<(&str, &str, &str, u64)>,
         payload: &Value,
     ) -> String {
+        let event_id = match run {
+            Some((.., seq)) if fault_on!(self.faults, EventIdPerRun) => format!("e-{seq}"),
+            _ => self.ids.next("e"),
+        };
         let envelope = Envelope {
-            kind: kind.as_str(),
-            event_id: self.ids.next("e"),
+            kind,
+            event_id,
             timestamp: now_rfc3339(),
             user_id: run.map(|r| r.0),
             thread_id: run.map(|r| r.1),
@@ -120,15 +132,31 @@ impl Broadcast {
         if kind == MessageType::Error {
             inc(&self.metrics.error_frames);
         }
-        let frame = self.encode(kind, None, &payload);
+        let frame = self.encode(kind.as_str(), None, &payload);
         self.deliver(conn, &frame);
     }
 
     /// Open a run of `owner` in `thread_id`: its frames go to the owner's connections open now.
     pub(crate) fn start_run(&self, owner: Arc<str>, thread_id: String) -> RunSender {
         inc(&self.metrics.runs_started);
+        let mut targets = self.registry.connections(&owner);
+        if fault_on!(self.faults, TenantBroadcast) {
+            let tenant = |user: &str| user.rsplit_once('-').map_or("", |(t, _)| t).to_owned();
+            let own = tenant(&owner);
+            targets = self.registry.connections_where(|user| tenant(user) == own);
+        }
+        if fault_on!(self.faults, OneTabOnly) {
+            targets.truncate(1);
+        }
+        if fault_on!(self.faults, UnknownFrameType) {
+            let frame = self.encode("agent_typing", None, &serde_json::json!({}));
+            for conn in &targets {
+                self.deliver(conn, &frame);
+            }
+        }
         RunSender {
-            targets: self.registry.connections(&owner),
+            targets,
+            held: None,
             owner,
             thread_id,
             run_id: self.ids.next("r"),
@@ -149,6 +177,8 @@ pub(crate) struct RunSender {
     run_id: String,
     seq: u64,
     targets: Vec<ConnHandle>,
+    /// A frame held back to be delivered after the next one (only `Fault::ReorderFrames`).
+    held: Option<String>,
     broadcast: Broadcast,
 }
 
@@ -156,23 +186,85 @@ impl RunSender {
     /// Stamp and deliver the next frame of the run.
     pub(crate) fn send(&mut self, kind: MessageType, payload: Value) {
         debug_assert!(kind.is_run_frame(), "{kind} is not a run frame");
+        let faults = self.broadcast.faults;
+        let terminal = matches!(kind, MessageType::AgentCompleted | MessageType::AgentError);
+        if fault_on!(faults, DropToolCompleted) && kind == MessageType::ToolCompleted {
+            return;
+        }
+        if fault_on!(faults, TabCloseStopsRun) && self.targets.iter().any(ConnHandle::is_closed) {
+            self.targets.clear();
+            return;
+        }
         self.seq += 1;
+        let mut seq = self.seq;
+        if fault_on!(faults, SeqGap) && seq >= 3 {
+            seq += 1;
+        }
+        if fault_on!(faults, SeqRepeat) && seq >= 3 {
+            seq -= 1;
+        }
+        let (fresh_run, fresh_thread);
+        let mut run_id = self.run_id.as_str();
+        let mut thread_id = self.thread_id.as_str();
+        let first_thinking = seq == 2 && kind == MessageType::AgentThinking;
+        if fault_on!(faults, WrongRunId) && first_thinking {
+            fresh_run = self.broadcast.ids.next("r");
+            run_id = &fresh_run;
+        }
+        if fault_on!(faults, WrongThreadId) && terminal {
+            fresh_thread = self.broadcast.ids.next("t");
+            thread_id = &fresh_thread;
+        }
         let frame = self.broadcast.encode(
-            kind,
-            Some((&self.owner, &self.thread_id, &self.run_id, self.seq)),
+            kind.as_str(),
+            Some((&self.owner, thread_id, run_id, seq)),
             &payload,
         );
-        let broadcast = &self.broadcast;
-        self.targets
-            .retain(|conn| broadcast.deliver(conn, &frame) == Delivery::Queued);
-        if matches!(kind, MessageType::AgentCompleted | MessageType::AgentError) {
+        if fault_on!(faults, ReorderFrames) && first_thinking {
+            // Held back, to be delivered after the next frame (before it, if that is the end).
+            self.held = Some(frame);
+            return;
+        }
+        match self.held.take() {
+            Some(held) if !terminal => {
+                self.deliver(&frame);
+                self.deliver(&held);
+            }
+            Some(held) => {
+                self.deliver(&held);
+                self.deliver(&frame);
+            }
+            None => self.deliver(&frame),
+        }
+        if fault_on!(faults, DuplicateFrame) && first_thinking {
+            self.deliver(&frame);
+        }
+        if terminal {
             inc(&self.broadcast.metrics.runs_finished);
         }
+    }
+
+    fn deliver(&mut self, frame: &str) {
+        let broadcast = &self.broadcast;
+        self.targets
+            .retain(|conn| broadcast.deliver(conn, frame) == Delivery::Queued);
+    }
+
+    /// Stamp the run's frames with another owner than the user whose connections receive
+    /// them (only `Fault::IdentityFromPayload`).
+    #[cfg(feature = "faults")]
+    pub(crate) fn relabel_owner(&mut self, owner: Arc<str>) {
+        self.owner = owner;
     }
 
     /// The run's id.
     pub(crate) fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The fault the run's broadcaster was started with (for the agent's hooks).
+    pub(crate) fn faults(&self) -> Faults {
+        self.broadcast.faults
     }
 
     /// Whether any connection still receives this run.

@@ -29,6 +29,9 @@ pub struct Config {
     pub dev_tokens: bool,
     /// Lifetime of the tokens `POST /dev/tokens` mints.
     pub dev_token_ttl: Duration,
+    /// A deliberately broken behaviour to switch on; `None` serves the spec.
+    #[cfg(feature = "faults")]
+    pub fault: Option<crate::Fault>,
 }
 
 impl Config {
@@ -44,6 +47,8 @@ impl Config {
             idle_ping: Duration::from_secs(30),
             dev_tokens: false,
             dev_token_ttl: Duration::from_secs(3600),
+            #[cfg(feature = "faults")]
+            fault: None,
         }
     }
 
@@ -65,6 +70,13 @@ impl Config {
         self
     }
 
+    /// Switch on a deliberately broken behaviour (see [`Fault`](crate::Fault)).
+    #[cfg(feature = "faults")]
+    pub fn with_fault(mut self, fault: crate::Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
     /// The size at which the transport itself stops reading a frame and closes with 1009:
     /// four times [`Config::max_frame_bytes`], and at least 64 KiB more than it.
     pub fn transport_frame_limit(&self) -> usize {
@@ -74,16 +86,18 @@ impl Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("jwt_secret", &"<redacted>")
+        let mut d = f.debug_struct("Config");
+        d.field("jwt_secret", &"<redacted>")
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("max_connections_per_user", &self.max_connections_per_user)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("queue_frames", &self.queue_frames)
             .field("idle_ping", &self.idle_ping)
-            .field("dev_tokens", &self.dev_tokens)
-            .finish()
+            .field("dev_tokens", &self.dev_tokens);
+        #[cfg(feature = "faults")]
+        d.field("fault", &self.fault);
+        d.finish()
     }
 }
 
@@ -114,6 +128,11 @@ pub struct ServeArgs {
     /// Serve `POST /dev/tokens {"user": "alice"}`, which mints a token for any user.
     #[arg(long)]
     pub dev_tokens: bool,
+    /// Switch on one deliberately broken behaviour, to see a conformance suite fail it (the
+    /// faults and the requirements each breaks: KILL_MATRIX.md).
+    #[cfg(feature = "faults")]
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub fault: Option<crate::Fault>,
 }
 
 impl ServeArgs {
@@ -125,6 +144,10 @@ impl ServeArgs {
         config.max_connections_per_user = self.max_connections_per_user.max(1);
         config.max_frame_bytes = self.max_frame_bytes.max(1024);
         config.queue_frames = self.queue_frames.max(1);
+        #[cfg(feature = "faults")]
+        {
+            config.fault = self.fault;
+        }
         config
     }
 }

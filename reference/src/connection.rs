@@ -6,10 +6,12 @@ use futures_util::{SinkExt, StreamExt};
 use goldenpath_spec::{MessageType, SPEC_VERSION};
 use serde_json::json;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at};
 
+use crate::faults::{Faults, fault_on};
 use crate::metrics::inc;
-use crate::registry::{ConnHandle, Reservation};
+use crate::registry::{ConnHandle, Frame, Reservation};
 use crate::router::{self, Refusal, Sender};
 use crate::server::Shared;
 
@@ -22,7 +24,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
     let id: Arc<str> = shared.broadcast.ids().next("c").into();
     let (conn, mut queue, slow) = ConnHandle::new(id.clone(), shared.config.queue_frames);
     // Queue the greeting before the connection becomes visible to runs: it is always first.
-    let greeting = json!({
+    let faults = shared.faults;
+    let mut greeting = json!({
         "connection_id": &*id,
         "user_id": &*user,
         "spec_version": SPEC_VERSION,
@@ -30,9 +33,23 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         "capabilities": ["directives"],
         "heartbeat_interval_ms": shared.config.idle_ping.as_millis() as u64,
     });
+    if fault_on!(faults, GreetingWrongUser) {
+        greeting["user_id"] = json!(&*id);
+    }
+    if fault_on!(faults, SharedConnectionId) {
+        greeting["connection_id"] = json!(format!("session-{user}"));
+    }
+    if fault_on!(faults, GreetingWithoutLimits)
+        && let Some(p) = greeting.as_object_mut()
+    {
+        p.remove("max_frame_bytes");
+    }
     shared
         .broadcast
         .to_connection(&conn, MessageType::ConnectionEstablished, greeting);
+    if fault_on!(faults, TextKeepalive) {
+        conn.deliver("keepalive".into());
+    }
     let _registration = reservation.register(conn.clone());
     inc(&shared.metrics.connections_total);
     tracing::debug!(%user, connection = %id, "connected");
@@ -46,17 +63,15 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         user: &user,
         conn: &conn,
     };
+    // Set by a refused frame under `Fault::ErrorPoisonsConnection`.
+    let mut poisoned = false;
 
     let close = loop {
         tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => {
                 // Drain what is already queued, then say goodbye.
-                while let Ok(frame) = queue.try_recv() {
-                    if sink.feed(Message::Text(frame)).await.is_err() {
-                        break;
-                    }
-                }
+                drain(&mut queue, &mut sink).await;
                 break Some((close_code::AWAY, "server shutting down"));
             }
             _ = slow.notified() => {
@@ -75,14 +90,23 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
             }
             inbound = stream.next() => {
                 last_heard = Instant::now();
-                match inbound {
-                    Some(Ok(Message::Text(text))) => match router::parse(text.as_str(), shared.config.max_frame_bytes) {
-                        Ok(inbound) => router::dispatch(inbound, &sender),
-                        Err(refusal) => sender.refuse(&refusal),
-                    },
-                    Some(Ok(Message::Binary(_))) => sender.refuse(&Refusal::binary()),
+                let refused = match inbound {
+                    Some(Ok(Message::Text(text))) => route(text.as_str(), &sender, poisoned),
+                    Some(Ok(Message::Binary(bytes))) if fault_on!(faults, BinaryAsText) => {
+                        route(&String::from_utf8_lossy(&bytes), &sender, poisoned)
+                    }
+                    Some(Ok(Message::Binary(_))) => Some(Refusal::binary()),
+                    Some(Ok(Message::Ping(_))) if fault_on!(faults, PongWrongData) => {
+                        // Replaces the pong the WebSocket layer queued, which carries the data.
+                        if sink.send(Message::Pong(Default::default())).await.is_err() {
+                            break None;
+                        }
+                        None
+                    }
                     // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    // Dropping the socket skips the close reply the WebSocket layer queued.
+                    Some(Ok(Message::Close(_))) if fault_on!(faults, NoCloseReply) => return,
                     // The WebSocket layer answers the close frame.
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(e)) => {
@@ -90,6 +114,13 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
                         let too_big = e.to_string().contains("too long") || e.to_string().contains("too big");
                         break too_big.then_some((close_code::SIZE, "frame over the transport limit"));
                     }
+                };
+                if let Some(refusal) = refused {
+                    if let Some(close) = close_instead_of(faults, &refusal) {
+                        break Some(close);
+                    }
+                    sender.refuse(&refusal);
+                    poisoned = fault_on!(faults, ErrorPoisonsConnection);
                 }
             }
             _ = ticker.tick() => {
@@ -116,4 +147,43 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         }
     }
     tracing::debug!(%user, connection = %id, "disconnected");
+}
+
+/// Route one text frame: `None` when it was accepted, the refusal otherwise. A `poisoned`
+/// connection (`Fault::ErrorPoisonsConnection`) drops its user messages.
+fn route(text: &str, sender: &Sender<'_>, poisoned: bool) -> Option<Refusal> {
+    let shared = sender.shared;
+    match router::parse(text, shared.config.max_frame_bytes, shared.faults) {
+        Ok(router::Inbound::UserMessage(_)) if poisoned => None,
+        Ok(inbound) => {
+            router::dispatch(inbound, sender);
+            None
+        }
+        Err(refusal)
+            if refusal.code == "unknown_type" && fault_on!(shared.faults, IgnoreUnknownType) =>
+        {
+            None
+        }
+        Err(refusal) => Some(refusal),
+    }
+}
+
+/// Write out what is queued for the connection, without waiting for more.
+async fn drain(queue: &mut mpsc::Receiver<Frame>, sink: &mut (impl SinkExt<Message> + Unpin)) {
+    while let Ok(frame) = queue.try_recv() {
+        if sink.feed(Message::Text(frame)).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The close a faulty router answers a refused frame with, instead of its `error` frame
+/// (`Fault::CloseOnMalformedJson`).
+fn close_instead_of(faults: Faults, refusal: &Refusal) -> Option<(u16, &'static str)> {
+    match refusal.code {
+        "invalid_json" if fault_on!(faults, CloseOnMalformedJson) => {
+            Some((close_code::ERROR, "internal error"))
+        }
+        _ => None,
+    }
 }

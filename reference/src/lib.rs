@@ -20,12 +20,17 @@
 //! connections), `connection` (one loop per socket), `router` (one module per inbound type),
 //! `threads` (ownership), `agent` (the scripted run), `tools` (the dispatcher), `broadcast` (the
 //! only send path).
+//!
+//! With the `faults` Cargo feature, [`Fault`] switches on one deliberately broken behaviour
+//! ([`Config::with_fault`], `goldenpath serve --fault NAME`): the faulty servers that prove the
+//! conformance suite can fail every requirement. Without the feature none of it is compiled.
 
 mod agent;
 mod auth;
 mod broadcast;
 mod config;
 mod connection;
+mod faults;
 mod metrics;
 mod registry;
 mod router;
@@ -36,4 +41,6 @@ mod tools;
 pub use agent::{Directive, MAX_DELAY_MS, MAX_STEPS};
 pub use auth::{AuthError, Authenticator, BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
 pub use config::{Config, ServeArgs};
+#[cfg(feature = "faults")]
+pub use faults::Fault;
 pub use server::{ServeError, serve};

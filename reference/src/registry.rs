@@ -53,6 +53,11 @@ impl ConnHandle {
         (handle, rx, slow)
     }
 
+    /// Whether the connection's loop has ended (its queue's receiver is gone).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Offer a frame without waiting: a full queue marks the connection as a slow consumer.
     pub(crate) fn deliver(&self, frame: Frame) -> Delivery {
         if self.overflowed.load(Ordering::Relaxed) {
@@ -126,6 +131,16 @@ impl Registry {
             .get(user)
             .map(|e| e.conns.clone())
             .unwrap_or_default()
+    }
+
+    /// A snapshot of the open connections of every user for whom `pred` holds (only
+    /// `Fault::TenantBroadcast`).
+    pub(crate) fn connections_where(&self, pred: impl Fn(&str) -> bool) -> Vec<ConnHandle> {
+        self.lock()
+            .iter()
+            .filter(|(user, _)| pred(user))
+            .flat_map(|(_, e)| e.conns.iter().cloned())
+            .collect()
     }
 
     /// How many connections are open, over all users.

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Authenticator, Placement};
 use crate::broadcast::{Broadcast, Ids};
+use crate::faults::{Faults, fault_on};
 use crate::metrics::{Metrics, inc};
 use crate::registry::Registry;
 use crate::threads::Threads;
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) broadcast: Broadcast,
     pub(crate) threads: Threads,
     pub(crate) metrics: Arc<Metrics>,
+    /// The deliberately broken behaviour switched on, if any (the `faults` feature).
+    pub(crate) faults: Faults,
     /// Cancelled when the server shuts down: connections close with 1001, runs stop.
     pub(crate) shutdown: CancellationToken,
     /// Every connection and run task, so shutdown can wait for them.
@@ -66,10 +69,17 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let registry = Registry::default();
     let metrics = Arc::new(Metrics::default());
+    let faults = Faults::of(&config);
     let shared = Arc::new(Shared {
         auth: Authenticator::new(&config),
-        broadcast: Broadcast::new(registry.clone(), metrics.clone(), Arc::new(Ids::new())),
+        broadcast: Broadcast::new(
+            registry.clone(),
+            metrics.clone(),
+            Arc::new(Ids::new()),
+            faults,
+        ),
         registry,
+        faults,
         threads: Threads::default(),
         metrics,
         shutdown: CancellationToken::new(),
@@ -109,13 +119,14 @@ async fn upgrade(
     Query(query): Query<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let authenticated = auth::extract_token(&headers, query.token.as_deref())
-        .and_then(|(token, placement)| Ok((shared.auth.verify(&token)?, placement)));
-    let (user, placement) = match authenticated {
+    let (user, placement) = match shared.auth.authenticate(&headers, query.token.as_deref()) {
         Ok(found) => found,
         Err(refusal) => {
             inc(&shared.metrics.auth_refusals);
             tracing::debug!(reason = refusal.reason(), "upgrade refused");
+            if fault_on!(shared.faults, RefusalWithoutReason) {
+                return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+            }
             return refusal.into_response();
         }
     };
@@ -123,10 +134,11 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let reservation = match shared
-        .registry
-        .reserve(&user, shared.config.max_connections_per_user)
-    {
+    let mut limit = shared.config.max_connections_per_user;
+    if fault_on!(shared.faults, SingleConnectionPerUser) {
+        limit = 1;
+    }
+    let reservation = match shared.registry.reserve(&user, limit) {
         Ok(r) => r,
         Err(e) => {
             let body = json!({"error": "too_many_connections", "reason": "connection_limit", "message": e.to_string()});
@@ -136,7 +148,15 @@ async fn upgrade(
     let offered_ours = ws
         .requested_protocols()
         .any(|p| p.as_bytes() == auth::SUBPROTOCOL.as_bytes());
-    let ws = if offered_ours || placement == Placement::Subprotocol {
+    let ws = if fault_on!(shared.faults, EchoBearerSubprotocol) {
+        let bearer: Vec<String> = ws
+            .requested_protocols()
+            .filter_map(|p| p.to_str().ok())
+            .filter(|p| p.starts_with(auth::BEARER_PROTOCOL_PREFIX))
+            .map(str::to_owned)
+            .collect();
+        ws.protocols(bearer)
+    } else if offered_ours || placement == Placement::Subprotocol {
         ws.protocols([auth::SUBPROTOCOL])
     } else {
         ws

@@ -9,6 +9,7 @@ use goldenpath_spec::{Direction, MessageType, schema};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use crate::faults::{Faults, fault_on};
 use crate::registry::ConnHandle;
 use crate::server::Shared;
 
@@ -64,8 +65,12 @@ impl Refusal {
 }
 
 /// Parse and validate one inbound text frame.
-pub(crate) fn parse(text: &str, max_frame_bytes: usize) -> Result<Inbound, Refusal> {
-    if text.len() > max_frame_bytes {
+pub(crate) fn parse(
+    text: &str,
+    max_frame_bytes: usize,
+    faults: Faults,
+) -> Result<Inbound, Refusal> {
+    if text.len() > max_frame_bytes && !fault_on!(faults, NoFrameLimit) {
         return Err(Refusal::new(
             "frame_too_large",
             format!(
@@ -77,6 +82,9 @@ pub(crate) fn parse(text: &str, max_frame_bytes: usize) -> Result<Inbound, Refus
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
     let Some(object) = value.as_object() else {
+        if fault_on!(faults, WrongCodeForNonObject) {
+            return Err(Refusal::new("invalid_json", "not a JSON object"));
+        }
         return Err(Refusal::new(
             "not_an_object",
             format!("a frame is a JSON object, not {}", kind_of(&value)),
@@ -112,7 +120,9 @@ pub(crate) fn parse(text: &str, max_frame_bytes: usize) -> Result<Inbound, Refus
             r.request_type = Some(name.clone());
             r
         })?;
-    if let Err(violations) = schema::validate(kind, &value) {
+    if let Err(violations) = schema::validate(kind, &value)
+        && !fault_on!(faults, SkipSchemaValidation)
+    {
         let first = &violations[0];
         let mut r = with_id(Refusal::new(
             "invalid_message",
@@ -171,9 +181,15 @@ pub(crate) struct Sender<'a> {
 impl Sender<'_> {
     /// Answer the sender's connection with an `error` frame.
     pub(crate) fn refuse(&self, refusal: &Refusal) {
+        let mut payload = refusal.payload();
+        if fault_on!(self.shared.faults, ErrorWithoutRequestId)
+            && let Some(p) = payload.as_object_mut()
+        {
+            p.remove("request_id");
+        }
         self.shared
             .broadcast
-            .to_connection(self.conn, MessageType::Error, refusal.payload());
+            .to_connection(self.conn, MessageType::Error, payload);
     }
 }
 
@@ -215,7 +231,9 @@ mod tests {
         #[case] code: &str,
         #[case] pointer: Option<&str>,
     ) {
-        let refusal = parse(frame, 65536).err().expect("refused");
+        let refusal = parse(frame, 65536, Faults::default())
+            .err()
+            .expect("refused");
         assert_eq!(refusal.code, code, "{refusal:?}");
         if let Some(pointer) = pointer {
             assert_eq!(refusal.pointer.as_deref(), Some(pointer), "{refusal:?}");
@@ -225,10 +243,15 @@ mod tests {
     #[test]
     fn oversized_frames_and_ids_are_reported() {
         assert_eq!(
-            parse(&"x".repeat(2000), 1024).err().unwrap().code,
+            parse(&"x".repeat(2000), 1024, Faults::default())
+                .err()
+                .unwrap()
+                .code,
             "frame_too_large"
         );
-        let r = parse(r#"{"type":"nope","id":"m-9"}"#, 1024).err().unwrap();
+        let r = parse(r#"{"type":"nope","id":"m-9"}"#, 1024, Faults::default())
+            .err()
+            .unwrap();
         assert_eq!(
             (r.request_id.as_deref(), r.request_type.as_deref()),
             (Some("m-9"), Some("nope"))
@@ -238,12 +261,13 @@ mod tests {
     #[test]
     fn good_frames_are_typed() {
         assert!(matches!(
-            parse(r#"{"type":"ping","payload":{}}"#, 1024),
+            parse(r#"{"type":"ping","payload":{}}"#, 1024, Faults::default()),
             Ok(Inbound::Ping(_))
         ));
         let m = parse(
             r#"{"type":"user_message","id":"m","payload":{"content":"hi","user_id":"bob"}}"#,
             1024,
+            Faults::default(),
         );
         assert!(matches!(m, Ok(Inbound::UserMessage(_))));
     }

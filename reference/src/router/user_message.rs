@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use super::{Refusal, Sender};
 use crate::agent;
+use crate::broadcast::RunSender;
+use crate::faults::fault_on;
 
 /// A `user_message` frame, as far as the router reads it.
 #[derive(Debug, Deserialize)]
@@ -20,12 +22,18 @@ pub(crate) struct UserMessage {
 struct Payload {
     content: String,
     thread_id: Option<String>,
+    /// Read only by `Fault::IdentityFromPayload`; identity is the token's.
+    #[cfg(feature = "faults")]
+    user_id: Option<String>,
 }
 
 pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
     let shared = sender.shared;
+    let faults = shared.faults;
     let thread_id = match message.payload.thread_id {
+        Some(thread) if fault_on!(faults, PostIntoAnyThread) => thread,
         Some(thread) => match shared.threads.check(sender.user, &thread) {
+            Ok(()) if fault_on!(faults, NewThreadEveryMessage) => new_thread(sender),
             Ok(()) => thread,
             Err(e) => {
                 let mut refusal = Refusal::new("thread_not_found", e.to_string());
@@ -35,22 +43,44 @@ pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
                 return sender.refuse(&refusal);
             }
         },
-        None => {
-            let thread = shared.broadcast.ids().next("t");
-            shared.threads.create(sender.user, thread.clone());
-            thread
-        }
+        None => new_thread(sender),
     };
-    let run = shared.broadcast.start_run(sender.user.clone(), thread_id);
-    tracing::debug!(user = %sender.user, run = run.run_id(), "run started");
-    let task_shared = shared.clone();
     let content = message.payload.content;
-    let request_id = message.id;
+    if fault_on!(faults, DoubleRun) {
+        let twin = shared
+            .broadcast
+            .start_run(sender.user.clone(), thread_id.clone());
+        spawn_run(sender, twin, content.clone(), message.id.clone());
+    }
+    let run = shared.broadcast.start_run(sender.user.clone(), thread_id);
+    #[cfg(feature = "faults")]
+    let run = {
+        let mut run = run;
+        let claimed = message.payload.user_id;
+        if let Some(claimed) = claimed.filter(|_| fault_on!(faults, IdentityFromPayload)) {
+            run.relabel_owner(claimed.into());
+        }
+        run
+    };
+    tracing::debug!(user = %sender.user, run = run.run_id(), "run started");
+    spawn_run(sender, run, content, message.id);
+}
+
+/// A new thread owned by the sender.
+fn new_thread(sender: &Sender<'_>) -> String {
+    let thread = sender.shared.broadcast.ids().next("t");
+    sender.shared.threads.create(sender.user, thread.clone());
+    thread
+}
+
+/// Play the run in a task of its own, stopped by the server's shutdown.
+fn spawn_run(sender: &Sender<'_>, run: RunSender, content: String, request_id: Option<String>) {
+    let shared = sender.shared.clone();
     let shutdown = shared.shutdown.clone();
-    shared.tasks.spawn(async move {
+    sender.shared.tasks.spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = agent::run(run, task_shared.broadcast.ids(), &content, request_id) => {}
+            _ = agent::run(run, shared.broadcast.ids(), &content, request_id) => {}
         }
     });
 }

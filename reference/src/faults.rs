@@ -1,0 +1,352 @@
+//! Deliberately broken behaviour, to prove the conformance suite can tell right from wrong.
+//!
+//! Each [`Fault`] is one realistic bug of the kind legacy chat routers had, switched on with
+//! [`Config::with_fault`](crate::Config::with_fault) or `goldenpath serve --fault NAME`, and
+//! injected at the one place its bug would live: `broadcast` for delivery, ordering, `seq` and
+//! duplication bugs, `auth` for token bugs, `router` for refusal bugs, `agent` for run-shape bugs,
+//! `connection` and `server` for the socket's own. [`Fault::breaks`] declares the exact set of
+//! requirements the fault breaks when the whole suite runs against it; the faulty-server matrix
+//! (`tests/faults.rs`) checks that the runner fails exactly those, and `KILL_MATRIX.md` is
+//! generated from it.
+//!
+//! [`Fault`] exists only with the `faults` Cargo feature. Without it, [`Faults`] is an empty
+//! struct and every hook, `if fault_on!(faults, Variant) { ... }`, is `if false`: the clean path
+//! carries no trace of the catalogue.
+
+/// The fault a component was started with, if any: what its hooks ask. Empty (and every
+/// [`fault_on!`] `false`) without the `faults` feature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Faults {
+    #[cfg(feature = "faults")]
+    on: Option<Fault>,
+}
+
+impl Faults {
+    /// The fault `config` switches on.
+    pub(crate) fn of(config: &crate::Config) -> Faults {
+        #[cfg(not(feature = "faults"))]
+        let _ = config;
+        Faults {
+            #[cfg(feature = "faults")]
+            on: config.fault,
+        }
+    }
+
+    /// Whether `fault` is the one switched on.
+    #[cfg(feature = "faults")]
+    pub(crate) fn is(self, fault: Fault) -> bool {
+        self.on == Some(fault)
+    }
+}
+
+/// `fault_on!(faults, Variant)`: whether [`Faults`] `faults` has `Fault::Variant` switched on.
+/// The constant `false` without the `faults` feature.
+#[cfg(feature = "faults")]
+macro_rules! fault_on {
+    ($faults:expr, $variant:ident) => {
+        $faults.is($crate::faults::Fault::$variant)
+    };
+}
+
+/// `fault_on!(faults, Variant)`: the constant `false`, the `faults` feature being off.
+#[cfg(not(feature = "faults"))]
+macro_rules! fault_on {
+    ($faults:expr, $variant:ident) => {{
+        let _ = &$faults;
+        false
+    }};
+}
+
+pub(crate) use fault_on;
+
+/// One deliberately broken behaviour of the reference router.
+///
+/// The kebab-case name (`--fault NAME`) is the variant's name: `Fault::TenantBroadcast` is
+/// `tenant-broadcast`. Each variant's documentation says the legacy bug it imitates; the
+/// requirements it breaks, and why the less obvious ones are broken too, are in
+/// [`Fault::breaks`].
+#[cfg(feature = "faults")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Fault {
+    // ---- connection and handshake -----------------------------------------------------------
+    /// A second tab of a user is refused (HTTP 429): the router kept one socket per user.
+    SingleConnectionPerUser,
+    /// `connection_established` names the connection id where the user id belongs.
+    GreetingWrongUser,
+    /// `connection_established` reports a per-user session id, shared by all of a user's tabs,
+    /// as the `connection_id`.
+    SharedConnectionId,
+    /// A client's close frame is not answered: the socket is dropped without the closing
+    /// handshake.
+    NoCloseReply,
+    /// The handshake selects the token-bearing subprotocol entry `bearer.<jwt>`, echoing the
+    /// token in a response header.
+    EchoBearerSubprotocol,
+    /// `connection_established` leaves out `max_frame_bytes`.
+    GreetingWithoutLimits,
+    /// A non-JSON text keepalive (`keepalive`) follows the greeting, socket.io style.
+    TextKeepalive,
+
+    // ---- authentication ---------------------------------------------------------------------
+    /// A connection without a token is let in as the user `anonymous`.
+    AcceptMissingToken,
+    /// A token that does not parse as a JWT is let in as a guest (`anonymous`).
+    AcceptMalformedToken,
+    /// `exp` is not checked.
+    AcceptExpiredToken,
+    /// A token whose signature does not verify is trusted anyway: the verification error was
+    /// logged, not returned.
+    AcceptWrongSignature,
+    /// A token with `alg: none` is decoded and trusted without a signature.
+    AcceptAlgNone,
+    /// `aud` is not checked.
+    IgnoreAudience,
+    /// `iss` is not checked.
+    IgnoreIssuer,
+    /// The `token` query parameter is not read, so browsers cannot connect.
+    IgnoreQueryToken,
+    /// A refused upgrade gets a bare `401 Unauthorized` with a text body and no reason.
+    RefusalWithoutReason,
+
+    // ---- routing client frames --------------------------------------------------------------
+    /// One `user_message` starts two runs: its handler was registered twice.
+    DoubleRun,
+    /// A text frame that is not JSON closes the connection (1011): the parse error escaped
+    /// the handler.
+    CloseOnMalformedJson,
+    /// JSON that is not an object is answered with `invalid_json`, not `not_an_object`.
+    WrongCodeForNonObject,
+    /// A frame of an unknown `type` is dropped without an answer: the dispatcher's `match`
+    /// ends in `_ => {}`.
+    IgnoreUnknownType,
+    /// Client frames are not validated against their schema; whatever deserializes is
+    /// accepted (empty content starts a run), the rest gets `internal_error`.
+    SkipSchemaValidation,
+    /// A binary frame is decoded as UTF-8 and routed like a text frame.
+    BinaryAsText,
+    /// `max_frame_bytes` is advertised but not enforced.
+    NoFrameLimit,
+    /// After a refused frame the session is flagged as errored and the flag is never cleared:
+    /// the connection still answers pings but starts no run any more.
+    ErrorPoisonsConnection,
+    /// `error` frames never echo the refused frame's `id` as `request_id`.
+    ErrorWithoutRequestId,
+
+    // ---- isolation --------------------------------------------------------------------------
+    /// Run frames go to every connection of the owner's tenant (the user id up to its last
+    /// `-`), the room a legacy router joined instead of the user's.
+    TenantBroadcast,
+    /// A run reaches only the owner's first connection: a user → socket map kept one socket.
+    OneTabOnly,
+    /// Writing to a tab that closed aborts the run: the other tabs never see the rest of it.
+    TabCloseStopsRun,
+    /// `thread_id` is trusted: a user can post into anyone's thread, or one that does not
+    /// exist.
+    PostIntoAnyThread,
+    /// A `user_id` in the payload is taken as the run's owner.
+    IdentityFromPayload,
+    /// Every message opens a new thread, even one that names the sender's own thread.
+    NewThreadEveryMessage,
+
+    // ---- the run's sequence -----------------------------------------------------------------
+    /// The agent never emits `agent_started`.
+    OmitAgentStarted,
+    /// The broadcaster's event allowlist lacks `tool_completed`.
+    DropToolCompleted,
+    /// A tool's `tool_completed` is published twice: the first publish timed out and was
+    /// retried as a new event.
+    RepeatToolCompleted,
+    /// A tool call's id is derived from the tool's name, so two calls of one tool share it.
+    ToolCallIdFromName,
+    /// The run does not wait for its last tool call: the terminal event goes out first, the
+    /// call's `tool_completed` after it.
+    CompleteWithOpenTool,
+    /// A late "thinking" event from a task that outlived the run follows the terminal event.
+    FrameAfterTerminal,
+    /// `seq` skips a number before the first `tool_executing`.
+    SeqGap,
+    /// `seq` is not advanced for the first `tool_completed`, which repeats the number before.
+    SeqRepeat,
+    /// The first `agent_thinking` is delivered after the frame that follows it.
+    ReorderFrames,
+    /// The first `agent_thinking` is delivered twice, the same bytes: an at-least-once
+    /// queue redelivered it.
+    DuplicateFrame,
+    /// The first `agent_thinking` carries a fresh `run_id`, as if it were another run's.
+    WrongRunId,
+    /// The terminal event carries a fresh `thread_id`, as if the run ended in another thread.
+    WrongThreadId,
+    /// `event_id`s are counted per run (`e-1`, `e-2`...), so runs on one connection reuse them.
+    EventIdPerRun,
+    /// A failing tool call ends the run with `agent_error` at once; the calls after it never
+    /// run.
+    ToolErrorAbortsRun,
+    /// A failing tool call is reported with `status` `ok` and its error as the result.
+    ToolErrorReportedOk,
+    /// A failing run is reported with `agent_completed`: the error was swallowed.
+    FailRunCompletes,
+    /// The agent thinks one step more than it was asked to.
+    ExtraThinkingStep,
+    /// The run never sends its terminal event.
+    NeverFinish,
+
+    // ---- the wire format --------------------------------------------------------------------
+    /// `agent_started` is sent without `payload.agent_name`.
+    SchemaMissingField,
+    /// `agent_thinking`'s `payload.step` is a string (`"1"`), not an integer.
+    SchemaWrongType,
+    /// A legacy `agent_typing` indicator frame, a type spec v1 does not have, precedes each
+    /// run.
+    UnknownFrameType,
+
+    // ---- heartbeat and liveness -------------------------------------------------------------
+    /// An application `ping` is never answered.
+    IgnorePing,
+    /// A ping control frame is answered with an empty pong, not one carrying the ping's data.
+    PongWrongData,
+    /// A `pong` is sent 1.2 s after its `ping`, over the pong budget.
+    SlowPong,
+    /// `agent_started` comes 2.2 s after the `user_message`, over the first-event budget.
+    LateFirstEvent,
+}
+
+#[cfg(feature = "faults")]
+impl Fault {
+    /// Every fault, in declaration order.
+    pub fn all() -> &'static [Fault] {
+        <Fault as clap::ValueEnum>::value_variants()
+    }
+
+    /// The kebab-case name, as `--fault` takes it.
+    pub fn name(self) -> String {
+        self.possible_value().get_name().to_owned()
+    }
+
+    /// The legacy bug the fault imitates, in one line (the variant's documentation).
+    pub fn bug(self) -> String {
+        self.possible_value()
+            .get_help()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    fn possible_value(self) -> clap::builder::PossibleValue {
+        clap::ValueEnum::to_possible_value(&self)
+            .expect("every fault has a name: none is skipped with #[value(skip)]")
+    }
+
+    /// The fault named `name` (kebab-case).
+    pub fn from_name(name: &str) -> Option<Fault> {
+        <Fault as clap::ValueEnum>::from_str(name, false).ok()
+    }
+
+    /// The requirement ids the fault breaks: exactly the requirements the runner fails when
+    /// the whole suite runs strictly (SHOULDs count) against the reference with this fault on.
+    /// Where a fault breaks more than its headline requirement, the comment says why.
+    pub fn breaks(self) -> &'static [&'static str] {
+        use Fault::*;
+        match self {
+            SingleConnectionPerUser => &["GP-CONN-001"],
+            GreetingWrongUser => &["GP-CONN-002"],
+            SharedConnectionId => &["GP-CONN-003"],
+            NoCloseReply => &["GP-CONN-005"],
+            EchoBearerSubprotocol => &["GP-CONN-004"],
+            GreetingWithoutLimits => &["GP-CONN-006"],
+            TextKeepalive => &["GP-WIRE-001"],
+
+            AcceptMissingToken => &["GP-AUTH-001"],
+            AcceptMalformedToken => &["GP-AUTH-002"],
+            AcceptExpiredToken => &["GP-AUTH-003"],
+            AcceptWrongSignature => &["GP-AUTH-004"],
+            AcceptAlgNone => &["GP-AUTH-005"],
+            IgnoreAudience => &["GP-AUTH-006"],
+            IgnoreIssuer => &["GP-AUTH-007"],
+            IgnoreQueryToken => &["GP-AUTH-009"],
+            RefusalWithoutReason => &["GP-AUTH-008"],
+
+            DoubleRun => &["GP-ROUTE-001"],
+            // A ping sent after the malformed frame is never answered (GP-HB-001).
+            CloseOnMalformedJson => &["GP-HB-001", "GP-ROUTE-002"],
+            WrongCodeForNonObject => &["GP-ROUTE-003"],
+            IgnoreUnknownType => &["GP-ROUTE-004"],
+            SkipSchemaValidation => &["GP-ROUTE-005"],
+            BinaryAsText => &["GP-ROUTE-006"],
+            NoFrameLimit => &["GP-ROUTE-007"],
+            ErrorPoisonsConnection => &["GP-ROUTE-008"],
+            ErrorWithoutRequestId => &["GP-ROUTE-009"],
+
+            TenantBroadcast => &["GP-ISO-002"],
+            OneTabOnly => &["GP-ISO-001"],
+            // The other tabs' run never reaches its terminal event (GP-SEQ-008).
+            TabCloseStopsRun => &["GP-ISO-006", "GP-SEQ-008"],
+            PostIntoAnyThread => &["GP-ISO-004"],
+            IdentityFromPayload => &["GP-ISO-005"],
+            NewThreadEveryMessage => &["GP-ISO-007"],
+
+            OmitAgentStarted => &["GP-SEQ-001"],
+            DropToolCompleted => &["GP-SEQ-004"],
+            RepeatToolCompleted => &["GP-SEQ-002"],
+            ToolCallIdFromName => &["GP-SEQ-003"],
+            // The late tool_completed follows the terminal event (GP-SEQ-005).
+            CompleteWithOpenTool => &["GP-SEQ-004", "GP-SEQ-005"],
+            FrameAfterTerminal => &["GP-SEQ-005"],
+            SeqGap => &["GP-SEQ-006"],
+            SeqRepeat => &["GP-SEQ-006"],
+            ReorderFrames => &["GP-SEQ-006"],
+            // The copy repeats its seq (GP-SEQ-006) and its event_id (GP-WIRE-004).
+            DuplicateFrame => &["GP-ISO-003", "GP-SEQ-006", "GP-WIRE-004"],
+            // The stray frame opens a "run" of its own that does not start with agent_started
+            // (GP-SEQ-001) at seq 2 (GP-SEQ-006), the run it left has a gap (GP-SEQ-006) and
+            // one thinking step fewer than asked (GP-SEQ-011).
+            WrongRunId => &["GP-SEQ-001", "GP-SEQ-006", "GP-SEQ-011"],
+            // The owner's thread is no longer what the run's frames report (GP-ISO-007).
+            WrongThreadId => &["GP-ISO-007", "GP-SEQ-007"],
+            EventIdPerRun => &["GP-WIRE-004"],
+            ToolErrorAbortsRun => &["GP-SEQ-009"],
+            ToolErrorReportedOk => &["GP-SEQ-009"],
+            FailRunCompletes => &["GP-SEQ-010"],
+            ExtraThinkingStep => &["GP-SEQ-011"],
+            NeverFinish => &["GP-SEQ-008"],
+
+            SchemaMissingField => &["GP-WIRE-002"],
+            SchemaWrongType => &["GP-WIRE-002"],
+            UnknownFrameType => &["GP-WIRE-003"],
+
+            IgnorePing => &["GP-HB-001"],
+            PongWrongData => &["GP-HB-002"],
+            SlowPong => &["GP-HB-004"],
+            LateFirstEvent => &["GP-LIVE-001"],
+        }
+    }
+}
+
+#[cfg(feature = "faults")]
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.possible_value().get_name())
+    }
+}
+
+#[cfg(all(test, feature = "faults"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_has_a_name_a_bug_and_requirements_of_the_catalogue() {
+        let mut names = std::collections::HashSet::new();
+        for &fault in Fault::all() {
+            let name = fault.name();
+            assert!(names.insert(name.clone()), "{name} twice");
+            assert_eq!(Fault::from_name(&name), Some(fault));
+            assert!(!fault.bug().is_empty(), "{name} says no bug");
+            assert!(!fault.breaks().is_empty(), "{name} breaks nothing");
+            for id in fault.breaks() {
+                assert!(
+                    goldenpath_spec::catalogue::requirement(id).is_some(),
+                    "{name} declares {id}, which is no requirement"
+                );
+            }
+            assert!(fault.breaks().is_sorted(), "{name}: list its ids in order");
+        }
+    }
+}
