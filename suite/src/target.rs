@@ -325,6 +325,9 @@ pub struct Conn {
     pub received_at: Vec<Instant>,
     /// Index into `received` of the first frame no step has consumed yet.
     pub cursor: usize,
+    /// Whether a `ping` sent as a barrier went unanswered within the timeout: later barriers
+    /// on this connection wait only the short settle window.
+    pub pings_unanswered: bool,
     findings: Vec<Finding>,
     event_ids: HashSet<String>,
     runs: HashMap<String, RunTracker>,
@@ -358,6 +361,7 @@ impl Conn {
             received: Vec::new(),
             received_at: Vec::new(),
             cursor: 0,
+            pings_unanswered: false,
             findings: Vec::new(),
             event_ids: HashSet::new(),
             runs: HashMap::new(),

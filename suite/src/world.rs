@@ -93,6 +93,42 @@ fn is_run_frame(f: &Value) -> bool {
     f.get("run_id").is_some()
 }
 
+/// How long a barrier waits on a connection whose earlier barrier `ping` went unanswered: the
+/// settle window of a server that answers no ping (`GP-HB-001` reports it once).
+const SETTLE_WINDOW: Duration = Duration::from_millis(300);
+
+/// Send a `ping` on `conn` and wait for its `pong` (see [`GoldenWorld::settle`]).
+async fn settle(conn: &mut Conn, id: String, deadline: Instant) {
+    let deadline = if conn.pings_unanswered {
+        deadline.min(Instant::now() + SETTLE_WINDOW)
+    } else {
+        deadline
+    };
+    if conn.close_code().is_some()
+        || conn
+            .send_json(&json!({"type": "ping", "id": id, "payload": {}}))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    loop {
+        match conn.recv(deadline).await {
+            Ok(Incoming::Json(f))
+                if f["type"] == "pong" && f["payload"]["request_id"] == id.as_str() =>
+            {
+                break;
+            }
+            Ok(Incoming::Closed(_)) => break,
+            Err(_) => {
+                conn.pings_unanswered = true;
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
 fn is_terminal(f: &Value) -> bool {
     matches!(f["type"].as_str(), Some("agent_completed" | "agent_error"))
 }
@@ -132,6 +168,12 @@ pub(crate) struct GoldenWorld {
     pub(crate) pong_at: Option<Instant>,
     /// The latest error frame a step waited for.
     pub(crate) last_error: Option<Value>,
+    /// The error frames steps have taken, by connection label and index in `received`: each
+    /// `receives an error frame` step takes the first error frame of the action not taken yet.
+    pub(crate) taken_errors: BTreeSet<(String, usize)>,
+    /// When connections of the sender were closed mid-run in the current action: the most
+    /// frames of the run one of them had received.
+    pub(crate) closed_mid_run: Option<usize>,
     counter: u64,
 }
 
@@ -161,6 +203,7 @@ impl GoldenWorld {
                 .map(|c| (c.label.clone(), c.received.len()))
                 .collect();
             self.sent.clear();
+            self.closed_mid_run = None;
             self.threads_before = self.threads.clone();
         }
         self.skip.is_some()
@@ -385,7 +428,8 @@ impl GoldenWorld {
 
     /// Read the run on `user`'s connection `i` up to its terminal event: the frames of the
     /// first run that arrives after the latest `user_message` (the same `run_id` on every
-    /// connection). A run that does not end within the timeout fails `GP-SEQ-008`.
+    /// connection). A run that does not end within the timeout fails `GP-SEQ-008`; one of which
+    /// nothing arrives here fails `GP-ISO-001` when another connection of the user received it.
     pub(crate) async fn read_run(&mut self, user: &str, i: usize) -> RunCapture {
         let deadline = self.deadline();
         let timeout = self.ctx().timeout;
@@ -401,10 +445,11 @@ impl GoldenWorld {
             let frame = match conn.next_json(deadline).await {
                 Ok(f) => f,
                 Err(e) => {
+                    let why = self.unfinished(user, &label, &capture, run_id.as_ref());
                     let got = capture.frames.len();
                     self.run.insert(label.clone(), capture);
                     panic!(
-                        "[GP-SEQ-008] {label}: the run did not reach its terminal event within {timeout:?} ({e}); {got} frame(s) of it arrived"
+                        "{why}: the run did not reach its terminal event on {label} within {timeout:?} ({e}); {got} frame(s) of it arrived"
                     );
                 }
             };
@@ -437,6 +482,39 @@ impl GoldenWorld {
         capture
     }
 
+    /// The requirements a run that did not end on `label` breaks, as a message prefix.
+    fn unfinished(
+        &self,
+        user: &str,
+        label: &str,
+        capture: &RunCapture,
+        run_id: Option<&Value>,
+    ) -> String {
+        if capture.frames.is_empty() {
+            // Nothing of it here: lost on the way to this tab, if another tab has it; else no run
+            // arrived at all, which fails whatever the scenario checks.
+            let tab = format!("{user}#");
+            return match self
+                .run
+                .iter()
+                .find(|(l, c)| *l != label && l.starts_with(&tab) && !c.frames.is_empty())
+            {
+                Some((other, _)) => format!(
+                    "[GP-ISO-001] {other} received run {}, {label} nothing of it",
+                    run_id.cloned().unwrap_or_default()
+                ),
+                None => "no run arrived".to_owned(),
+            };
+        }
+        // A run that got no further here than on a tab that closed mid-run stopped with it.
+        match self.closed_mid_run {
+            Some(seen) if capture.frames.len() <= seen => {
+                "[GP-ISO-006] [GP-SEQ-008] the run stopped when a tab closed mid-run".to_owned()
+            }
+            _ => "[GP-SEQ-008]".to_owned(),
+        }
+    }
+
     /// A barrier on `user`'s connection `i`: send a `ping` and wait for its `pong`; the server
     /// queues whatever it sent this connection before that pong, so nothing sent earlier can
     /// arrive later. A server that answers no ping costs one timeout here (and `GP-HB-001`
@@ -444,33 +522,16 @@ impl GoldenWorld {
     pub(crate) async fn settle(&mut self, user: &str, i: usize) {
         let id = self.next_id("settle");
         let deadline = self.deadline();
-        let conn = self.conn(user, i);
-        if conn.close_code().is_some()
-            || conn
-                .send_json(&json!({"type": "ping", "id": id, "payload": {}}))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        loop {
-            match conn.recv(deadline).await {
-                Ok(Incoming::Json(f))
-                    if f["type"] == "pong" && f["payload"]["request_id"] == id.as_str() =>
-                {
-                    break;
-                }
-                Ok(Incoming::Closed(_)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+        settle(self.conn(user, i), id, deadline).await;
     }
 
-    /// Settle every open connection.
+    /// Settle every open connection, all at once.
     pub(crate) async fn settle_all(&mut self) {
-        for (user, i) in self.open() {
-            self.settle(&user, i).await;
-        }
+        let deadline = self.deadline();
+        let ids: Vec<String> = self.open().iter().map(|_| self.next_id("settle")).collect();
+        let conns = self.conns.values_mut().flatten();
+        futures_util::future::join_all(conns.zip(ids).map(|(conn, id)| settle(conn, id, deadline)))
+            .await;
     }
 
     /// The JSON frames `user`'s connection `i` received since the current action began,

@@ -75,8 +75,10 @@ async fn sends_oversized(w: &mut GoldenWorld, user: String) {
     }
 }
 
-/// Wait for the next `error` frame on `user`'s first connection (pongs are passed over; any
-/// other frame is a failure of `requirement`).
+/// Wait for the next `error` frame on `user`'s first connection: the first of the current
+/// action that no step has taken yet, also when an earlier step read past it among a run's
+/// frames. Pongs and run frames are passed over, but for the `agent_started` of a run of the
+/// user's: a run starting instead is a failure of `requirement`, as is any other frame.
 async fn next_error(
     w: &mut GoldenWorld,
     user: &str,
@@ -85,11 +87,37 @@ async fn next_error(
 ) -> Option<Value> {
     let deadline = w.deadline();
     let timeout = w.ctx().timeout;
+    let own = w.wire_user(user);
+    let conn = w.conn(user, 0);
+    let label = conn.label.clone();
+    let start = w.marks.get(&label).copied().unwrap_or(0);
+    let taken = &w.taken_errors;
+    let passed = w.conns.get(user).and_then(|c| c.first()).and_then(|conn| {
+        (start..conn.cursor).find(|&at| {
+            conn.received[at]["type"] == "error" && !taken.contains(&(label.clone(), at))
+        })
+    });
+    if let Some(at) = passed {
+        w.taken_errors.insert((label, at));
+        return Some(w.conn(user, 0).received[at].clone());
+    }
     let conn = w.conn(user, 0);
     loop {
         match conn.next_json(deadline).await {
-            Ok(f) if f["type"] == "error" => return Some(f),
+            Ok(f) if f["type"] == "error" => {
+                let at = conn.cursor - 1;
+                w.taken_errors.insert((label, at));
+                return Some(f);
+            }
             Ok(f) if f["type"] == "pong" => continue,
+            // Frames of runs already under way, and of other users' runs, are other steps'
+            // business; a run starting here is not.
+            Ok(f)
+                if f.get("run_id").is_some()
+                    && (f["user_id"] != own.as_str() || f["type"] != "agent_started") =>
+            {
+                continue;
+            }
             Ok(f) => panic!("[{requirement}] expected an error frame, got {f}"),
             Err(RecvError::Closed { code, .. }) if code.is_some() && code == accept_close => {
                 return None;
@@ -163,9 +191,23 @@ async fn no_run_starts(w: &mut GoldenWorld) {
         return;
     }
     w.settle_all().await;
+    // Frames of a run some connection received before this action (a late frame of an earlier
+    // run) are not a run starting now.
+    let mut earlier = std::collections::HashSet::new();
+    for conn in w.conns.values().flatten() {
+        let start = w.marks.get(&conn.label).copied().unwrap_or(0);
+        for f in &conn.received[..start.min(conn.received.len())] {
+            if let Some(run) = f.get("run_id") {
+                earlier.insert(run.to_string());
+            }
+        }
+    }
     for (user, i) in w.open() {
         let frames = w.since_action(&user, i);
-        if let Some(f) = frames.iter().find(|f| f.get("run_id").is_some()) {
+        if let Some(f) = frames.iter().find(|f| {
+            f.get("run_id")
+                .is_some_and(|run| !earlier.contains(&run.to_string()))
+        }) {
             panic!(
                 "a refused message started a run on {user}'s connection #{}: {f}",
                 i + 1

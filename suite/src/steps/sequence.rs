@@ -6,8 +6,15 @@ use serde_json::Value;
 
 use crate::world::GoldenWorld;
 
+/// The frames of `kind` in the run, a frame delivered twice counted once (the duplicate is
+/// `GP-ISO-003`'s business, not the run's shape).
 fn count(run: &[Value], kind: &str) -> usize {
-    run.iter().filter(|f| f["type"] == kind).count()
+    let events: std::collections::HashSet<String> = run
+        .iter()
+        .filter(|f| f["type"] == kind)
+        .map(|f| f["event_id"].to_string())
+        .collect();
+    events.len()
 }
 
 #[when(regex = r#"^(alice|bob|carol) sends a user message with the directive "(.*)"$"#)]
@@ -51,9 +58,21 @@ async fn receives_run(
         );
         if let Some(tools) = tools {
             let (exec, done) = (count(&run, "tool_executing"), count(&run, "tool_completed"));
+            // A call opened and not closed, or closed twice, breaks the pairing rules the state
+            // machine names; a run cut short after a failing call breaks GP-SEQ-009; any other
+            // count is the directive's shape.
+            let requirement = if exec > done {
+                "GP-SEQ-004"
+            } else if done > exec {
+                "GP-SEQ-002"
+            } else if exec < tools && stopped_after_failure(&run) {
+                "GP-SEQ-009"
+            } else {
+                "GP-SEQ-011"
+            };
             assert!(
                 exec == tools && done == tools,
-                "[GP-SEQ-011] the directive asked for {tools} tool calls; the run had {exec} tool_executing and {done} tool_completed"
+                "[{requirement}] the directive asked for {tools} tool calls; the run had {exec} tool_executing and {done} tool_completed"
             );
         }
         if let Some(thinking) = thinking {
@@ -114,6 +133,14 @@ async fn one_run_tools_thinking(
         Some(thinking),
     )
     .await;
+}
+
+/// Whether the run's last tool call failed (`status` `error`).
+fn stopped_after_failure(run: &[Value]) -> bool {
+    run.iter()
+        .rev()
+        .find(|f| f["type"] == "tool_completed")
+        .is_some_and(|f| f["payload"]["status"] == "error")
 }
 
 /// The run as the first connection that received it saw it.
