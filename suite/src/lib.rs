@@ -13,6 +13,7 @@
 //! ```
 
 mod executor;
+mod judge;
 pub mod load;
 pub mod report;
 mod steps;

@@ -1,15 +1,10 @@
 //! The server under test: how to reach it, and one recorded WebSocket connection to it.
 //!
-//! Every frame a [`Conn`] receives is checked on arrival, whatever the scenario: it must be one
-//! JSON object (`GP-WIRE-001`) of a server type (`GP-WIRE-003`) valid against its schema
-//! (`GP-WIRE-002`) with a fresh `event_id` (`GP-WIRE-004`), and run frames are fed to the run's
-//! state machine (`GP-SEQ-*`). What breaks is kept as [`Finding`]s beside the transcript.
+//! Every frame a [`Conn`] receives is checked on arrival by its [`Judge`], whatever the
+//! scenario; what breaks is kept as [`Finding`]s beside the transcript.
 
 use futures_util::{SinkExt, StreamExt};
-use goldenpath_spec::machine::RunTracker;
-use goldenpath_spec::{Direction as SpecDirection, MessageType, schema};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -20,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::judge::Judge;
 use crate::report::{Direction, Finding, Frame, Transcript};
 use crate::tokens::redact;
 
@@ -328,9 +324,7 @@ pub struct Conn {
     /// Whether a `ping` sent as a barrier went unanswered within the timeout: later barriers
     /// on this connection wait only the short settle window.
     pub pings_unanswered: bool,
-    findings: Vec<Finding>,
-    event_ids: HashSet<String>,
-    runs: HashMap<String, RunTracker>,
+    judge: Judge,
     closed: Option<Option<u16>>,
 }
 
@@ -362,20 +356,20 @@ impl Conn {
             received_at: Vec::new(),
             cursor: 0,
             pings_unanswered: false,
-            findings: Vec::new(),
-            event_ids: HashSet::new(),
-            runs: HashMap::new(),
+            judge: Judge::new(label),
             closed: None,
         }
     }
 
-    fn log(&mut self, direction: Direction, frame: String) {
+    /// Keep a frame in the transcript; returns its index there.
+    fn log(&mut self, direction: Direction, frame: String) -> usize {
         let t_ms = self.opened.elapsed().as_secs_f64() * 1000.0;
         self.transcript.push(Frame {
             direction,
             t_ms,
             frame: redact(&frame),
         });
+        self.transcript.len() - 1
     }
 
     /// Send a text frame.
@@ -441,30 +435,22 @@ impl Conn {
             let incoming = match next {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str().to_owned();
-                    self.log(Direction::Received, text.clone());
-                    match serde_json::from_str::<Value>(&text) {
-                        Ok(value @ Value::Object(_)) => {
-                            self.check(&value);
+                    let at = self.log(Direction::Received, text.clone());
+                    match self.judge.text(&text, at) {
+                        Some(value) => {
                             self.received.push(value.clone());
                             self.received_at.push(Instant::now());
                             Incoming::Json(value)
                         }
-                        _ => {
-                            self.finding("GP-WIRE-001", "a JSON object", &text);
-                            Incoming::Text(text)
-                        }
+                        None => Incoming::Text(text),
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    self.log(
+                    let at = self.log(
                         Direction::Received,
                         format!("<binary {} bytes>", bytes.len()),
                     );
-                    self.finding(
-                        "GP-WIRE-001",
-                        "a text frame",
-                        &format!("a binary frame of {} bytes", bytes.len()),
-                    );
+                    self.judge.binary(bytes.len(), at);
                     Incoming::Binary(bytes.len())
                 }
                 Some(Ok(Message::Pong(data))) => {
@@ -527,72 +513,14 @@ impl Conn {
         self.closed
     }
 
-    fn finding(&mut self, requirement: &str, expected: &str, got: &str) {
-        let frame_index = self.transcript.len().checked_sub(1);
-        self.findings.push(Finding {
-            requirement: requirement.to_owned(),
-            expected: expected.to_owned(),
-            got: truncate(got),
-            connection: Some(self.label.clone()),
-            frame_index,
-        });
-    }
-
-    /// Check a received JSON object against the wire rules and, for run frames, the machine.
-    fn check(&mut self, frame: &Value) {
-        let Some(name) = frame.get("type").and_then(Value::as_str) else {
-            return self.finding(
-                "GP-WIRE-003",
-                "a `type` naming a server message",
-                &frame.to_string(),
-            );
-        };
-        let Some(kind) =
-            MessageType::from_wire(name).filter(|t| t.direction() == SpecDirection::ServerToClient)
-        else {
-            return self.finding("GP-WIRE-003", "a server message type of spec v1", name);
-        };
-        if let Err(violations) = schema::validate(kind, frame) {
-            let got = violations
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            self.finding(
-                "GP-WIRE-002",
-                &format!("a frame valid against {name}.json"),
-                &got,
-            );
-        }
-        if let Some(id) = frame.get("event_id").and_then(Value::as_str)
-            && !self.event_ids.insert(id.to_owned())
-        {
-            self.finding(
-                "GP-WIRE-004",
-                "a fresh event_id",
-                &format!("event_id {id:?} again"),
-            );
-        }
-        if kind.is_run_frame() {
-            let run_id = frame
-                .get("run_id")
-                .map(|r| r.to_string())
-                .unwrap_or_default();
-            let violations = self.runs.entry(run_id).or_default().observe(frame);
-            for v in violations {
-                self.finding(&v.requirement, &v.expected, &v.got);
-            }
-        }
-    }
-
     /// The runs seen on this connection that have not reached their terminal event.
     pub fn open_runs(&self) -> usize {
-        self.runs.values().filter(|r| !r.is_finished()).count()
+        self.judge.open_runs()
     }
 
     /// What the on-arrival checks found so far.
     pub fn findings(&self) -> &[Finding] {
-        &self.findings
+        self.judge.findings()
     }
 
     /// The findings and transcript of this connection.
@@ -602,18 +530,6 @@ impl Conn {
             user: self.user.clone(),
             frames: self.transcript.clone(),
         };
-        (self.findings.clone(), transcript)
+        (self.judge.findings().to_vec(), transcript)
     }
-}
-
-fn truncate(text: &str) -> String {
-    const MAX: usize = 600;
-    if text.len() <= MAX {
-        return text.to_owned();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &text[..end], text.len())
 }

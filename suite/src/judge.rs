@@ -1,0 +1,142 @@
+//! The on-arrival checks: what every frame a server sends must satisfy, whatever the scenario.
+//!
+//! A [`Judge`] is fed the frames one connection received, in order, live (by
+//! [`Conn`](crate::target::Conn)) or from a recorded capture (by `goldenpath validate`).
+//! Every frame must be one JSON object (`GP-WIRE-001`) of a server type (`GP-WIRE-003`), valid
+//! against its schema (`GP-WIRE-002`), with a fresh `event_id` (`GP-WIRE-004`); run frames are
+//! fed to their run's state machine (`GP-SEQ-*`). What breaks is kept as [`Finding`]s, each
+//! pointing at its frame in the connection's transcript.
+
+use goldenpath_spec::machine::RunTracker;
+use goldenpath_spec::{Direction as SpecDirection, MessageType, schema};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+use crate::report::Finding;
+
+/// The on-arrival checks of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Judge {
+    label: String,
+    findings: Vec<Finding>,
+    event_ids: HashSet<String>,
+    runs: HashMap<String, RunTracker>,
+}
+
+impl Judge {
+    /// A judge for the connection labelled `label`.
+    pub(crate) fn new(label: &str) -> Judge {
+        Judge {
+            label: label.to_owned(),
+            ..Judge::default()
+        }
+    }
+
+    /// A received text frame, the `frame_index`-th of the transcript. Returns the JSON object
+    /// the steps see, or `None` when the text is not one.
+    pub(crate) fn text(&mut self, text: &str, frame_index: usize) -> Option<Value> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => {
+                self.check(&value, frame_index);
+                Some(value)
+            }
+            _ => {
+                self.finding("GP-WIRE-001", "a JSON object", text, frame_index);
+                None
+            }
+        }
+    }
+
+    /// A received binary frame of `len` bytes, the `frame_index`-th of the transcript.
+    pub(crate) fn binary(&mut self, len: usize, frame_index: usize) {
+        self.finding(
+            "GP-WIRE-001",
+            "a text frame",
+            &format!("a binary frame of {len} bytes"),
+            frame_index,
+        );
+    }
+
+    /// The runs seen that have not reached their terminal event.
+    pub(crate) fn open_runs(&self) -> usize {
+        self.runs.values().filter(|r| !r.is_finished()).count()
+    }
+
+    /// What the checks found so far.
+    pub(crate) fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    fn finding(&mut self, requirement: &str, expected: &str, got: &str, frame_index: usize) {
+        self.findings.push(Finding {
+            requirement: requirement.to_owned(),
+            expected: expected.to_owned(),
+            got: truncate(got),
+            connection: Some(self.label.clone()),
+            frame_index: Some(frame_index),
+        });
+    }
+
+    /// Check a received JSON object against the wire rules and, for run frames, the machine.
+    fn check(&mut self, frame: &Value, at: usize) {
+        let Some(name) = frame.get("type").and_then(Value::as_str) else {
+            return self.finding(
+                "GP-WIRE-003",
+                "a `type` naming a server message",
+                &frame.to_string(),
+                at,
+            );
+        };
+        let Some(kind) =
+            MessageType::from_wire(name).filter(|t| t.direction() == SpecDirection::ServerToClient)
+        else {
+            return self.finding("GP-WIRE-003", "a server message type of spec v1", name, at);
+        };
+        if let Err(violations) = schema::validate(kind, frame) {
+            let got = violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.finding(
+                "GP-WIRE-002",
+                &format!("a frame valid against {name}.json"),
+                &got,
+                at,
+            );
+        }
+        if let Some(id) = frame.get("event_id").and_then(Value::as_str)
+            && !self.event_ids.insert(id.to_owned())
+        {
+            self.finding(
+                "GP-WIRE-004",
+                "a fresh event_id",
+                &format!("event_id {id:?} again"),
+                at,
+            );
+        }
+        if kind.is_run_frame() {
+            let run_id = frame
+                .get("run_id")
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            let violations = self.runs.entry(run_id).or_default().observe(frame);
+            for v in violations {
+                self.finding(&v.requirement, &v.expected, &v.got, at);
+            }
+        }
+    }
+}
+
+/// `text`, cut to a length a report can hold.
+pub(crate) fn truncate(text: &str) -> String {
+    const MAX: usize = 600;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
