@@ -241,7 +241,14 @@ impl Report {
             }
             let failed = !broken.is_empty();
             let errored = tagged.iter().any(|s| s.verdict == Verdict::Error);
-            let passed = tagged.iter().any(|s| s.verdict == Verdict::Pass);
+            // A scenario that failed on another requirement's finding, every step of it
+            // having run, checked this one too and found nothing against it.
+            let ran_through = |s: &&ScenarioResult| {
+                s.verdict == Verdict::Fail && s.steps.iter().all(|st| st.verdict == Verdict::Pass)
+            };
+            let passed = tagged
+                .iter()
+                .any(|s| s.verdict == Verdict::Pass || ran_through(s));
             let (verdict, reason) = if failed {
                 let should = req.level == goldenpath_spec::catalogue::Level::Should;
                 (
@@ -257,7 +264,14 @@ impl Report {
             } else if passed {
                 (Verdict::Pass, None)
             } else {
-                let reason = tagged.iter().find_map(|s| s.skip_reason.clone());
+                let reason = tagged.iter().find_map(|s| s.skip_reason.clone()).or_else(|| {
+                    tagged.iter().find(|s| s.verdict == Verdict::Fail).map(|s| {
+                        format!(
+                            "not reached: every scenario checking it stopped at another failure first ({}:{})",
+                            s.feature, s.name
+                        )
+                    })
+                });
                 (Verdict::Skip, reason)
             };
             // In report order, each once: a scenario can be both tagged with the requirement
