@@ -197,6 +197,12 @@ impl Machine {
         &self.seq.field
     }
 
+    /// The requirement a run breaks by never reaching its terminal event (`GP-SEQ-008`): the
+    /// one [`RunTracker::finish`] names, which only a live wait can decide.
+    pub fn unfinished_requirement(&self) -> &str {
+        &self.end.unfinished
+    }
+
     /// Every requirement a [`Violation`] of this machine can name.
     pub fn requirements(&self) -> BTreeSet<&str> {
         let mut ids: BTreeSet<&str> = self.states.iter().map(|s| s.unexpected.as_str()).collect();

@@ -75,6 +75,10 @@ pub(crate) struct CheckArgs {
     /// Compare with a previous JSON report; exit 1 on a new failure.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Record every connection's transcript under this directory, as JSON Lines capture files
+    /// that `goldenpath validate` re-judges offline.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -112,6 +116,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         timeout: Duration::from_secs_f64(args.timeout),
         strict: args.strict,
         concurrency: args.concurrency,
+        record: args.record.clone(),
     };
     let total = goldenpath::list(&options.selection).len() as u64;
     let bar = progress_bar(total);
@@ -133,19 +138,42 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         }
         Err(e) => return usage(e),
     };
-    print!("{}", writer::summary(&report));
-    if let Some(path) = &args.json
-        && let Err(e) = std::fs::write(path, writer::to_json(&report))
-    {
-        return usage(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = &args.record {
+        eprintln!("recorded: {}", dir.display());
     }
-    if let Some(path) = &args.junit
-        && let Err(e) = std::fs::write(path, writer::to_junit(&report))
+    write_reports(
+        "check",
+        &report,
+        args.json.as_deref(),
+        args.junit.as_deref(),
+        baseline.as_ref(),
+    )
+}
+
+/// Print the summary, write the JSON and JUnit reports asked for, and compare with the
+/// baseline: the exit code of `check` and `validate` alike.
+pub(crate) fn write_reports(
+    command: &str,
+    report: &Report,
+    json: Option<&std::path::Path>,
+    junit: Option<&std::path::Path>,
+    baseline: Option<&writer::Baseline>,
+) -> ExitCode {
+    print!("{}", writer::summary(report));
+    if let Some(path) = json
+        && let Err(e) = std::fs::write(path, writer::to_json(report))
     {
-        return usage(format!("cannot write {}: {e}", path.display()));
+        eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if let Some(path) = junit
+        && let Err(e) = std::fs::write(path, writer::to_junit(report))
+    {
+        eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
     }
     if let Some(baseline) = baseline {
-        return compare(&report, &baseline);
+        return compare(report, baseline);
     }
     ExitCode::from(if report.conformant() { 0 } else { 1 })
 }

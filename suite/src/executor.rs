@@ -335,6 +335,7 @@ pub(crate) async fn execute(
         done: Vec::new(),
     };
     let concurrency = ctx.concurrency;
+    let record = ctx.record.clone();
     let collector = GoldenWorld::cucumber::<&str>()
         .with_parser(Embedded)
         .with_writer(collector)
@@ -351,9 +352,21 @@ pub(crate) async fn execute(
         .after(move |feature, _, scenario, _, world| {
             let outcomes = outcomes.clone();
             let k = key(feature, scenario);
+            let record = record.clone();
             async move {
                 if let Some(world) = world {
                     let outcome = world.finish().await;
+                    if let Some(dir) = &record
+                        && let Err(e) = crate::capture::write_scenario(
+                            dir,
+                            &k.0,
+                            &k.1,
+                            k.2,
+                            &outcome.transcripts,
+                        )
+                    {
+                        tracing::error!("recording {}: {}: {e}", k.0, k.1);
+                    }
                     outcomes
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -14,6 +14,11 @@ use std::collections::{HashMap, HashSet};
 
 use crate::report::Finding;
 
+/// The wire requirements a [`Judge`] checks on every frame; the others it checks are the run's
+/// state machine's.
+pub(crate) const WIRE_REQUIREMENTS: [&str; 4] =
+    ["GP-WIRE-001", "GP-WIRE-002", "GP-WIRE-003", "GP-WIRE-004"];
+
 /// The on-arrival checks of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Judge {

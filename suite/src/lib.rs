@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+pub mod capture;
 mod executor;
 mod judge;
 pub mod load;
@@ -19,6 +20,7 @@ pub mod report;
 mod steps;
 pub mod target;
 pub mod tokens;
+mod validate;
 mod world;
 pub mod writer;
 
@@ -30,6 +32,7 @@ pub use load::{LoadError, LoadOptions, LoadReport, load};
 pub use report::{Report, Verdict};
 pub use target::{ConnectError, Target};
 pub use tokens::{TokenError, TokenKind, TokenSource};
+pub use validate::{ValidateError, ValidateOptions, judged_requirements, validate};
 
 use target::Placement;
 use world::Context;
@@ -48,6 +51,9 @@ pub struct Options {
     pub strict: bool,
     /// Scenarios run at once.
     pub concurrency: usize,
+    /// Write every connection's transcript under this directory, as capture files that
+    /// [`validate`] re-judges (`<feature>/<line>-<scenario>/<connection>.jsonl`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -59,6 +65,7 @@ impl Default for Options {
             timeout: Duration::from_secs(5),
             strict: false,
             concurrency: 16,
+            record: None,
         }
     }
 }
@@ -118,6 +125,11 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     if list(&options.selection).is_empty() {
         return Err(CheckError::NothingSelected);
     }
+    if let Some(dir) = &options.record {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CheckError::Config(format!("--record {}: cannot create it: {e}", dir.display()))
+        })?;
+    }
     let started = Instant::now();
     let mut embedded = None;
     let (target, tokens) = match options.target {
@@ -147,6 +159,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         capabilities,
         run_tag,
         scenarios: Default::default(),
+        record: options.record,
     });
     let scenarios = executor::execute(ctx, options.selection, progress).await;
     if let Some(server) = embedded {

@@ -2,6 +2,7 @@
 
 mod check;
 mod load_cli;
+mod validate_cli;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ enum Command {
     /// Load a server on an open-loop schedule: latency percentiles, delivered events/s and
     /// correctness counters (without --url: the embedded reference).
     Load(Box<load_cli::LoadArgs>),
+    /// Re-judge recorded captures (JSON Lines, from `check --record DIR` or a server's logs)
+    /// offline against the schemas and the run's state machine.
+    Validate(validate_cli::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Check(args) => runtime.block_on(check::run(*args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Load(args) => runtime.block_on(load_cli::run(*args)),
+        Command::Validate(args) => validate_cli::run(args),
     }
 }
 
@@ -108,6 +113,6 @@ async fn shutdown_signal() {
 fn default_log(command: &Command) -> &'static str {
     match command {
         Command::Serve(_) => "info",
-        Command::Check(_) | Command::Load(_) => "warn",
+        Command::Check(_) | Command::Load(_) | Command::Validate(_) => "warn",
     }
 }

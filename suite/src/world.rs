@@ -38,6 +38,8 @@ pub(crate) struct Context {
     pub(crate) run_tag: String,
     /// Numbers the scenarios, so that each has users of its own.
     pub(crate) scenarios: std::sync::atomic::AtomicUsize,
+    /// Where each scenario's transcripts are recorded (`--record`).
+    pub(crate) record: Option<std::path::PathBuf>,
 }
 
 /// What a scenario leaves behind for the report.

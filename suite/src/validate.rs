@@ -1,0 +1,190 @@
+//! Offline judging: re-judge recorded captures against the schemas and the run's state machine,
+//! with the checks a live `check` runs on every frame as it arrives ([`Judge`]).
+//!
+//! Each capture file (one connection, see [`capture`](crate::capture)) becomes one scenario of
+//! the report, checking what can be decided from the frames alone: the wire requirements
+//! (`GP-WIRE-*`) when the connection received a frame, and the run's requirements (`GP-SEQ-*`
+//! but the run timeout) when it received a run frame. What needs a live server (auth, routing,
+//! isolation, liveness) is not judged, and does not appear in the report.
+
+use goldenpath_spec::MessageType;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::capture::{self, Capture, CaptureError, Kind};
+use crate::judge::Judge;
+use crate::report::{Direction, Frame, Report, ScenarioResult, Transcript, Verdict};
+
+/// What to judge offline, and how.
+#[derive(Debug, Clone, Default)]
+pub struct ValidateOptions {
+    /// Capture files (`*.jsonl`), or directories holding them (searched recursively).
+    pub captures: Vec<PathBuf>,
+    /// SHOULD requirements count as failures.
+    pub strict: bool,
+}
+
+/// Why captures could not be judged (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// A capture could not be read.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// No capture was named.
+    #[error("no capture to judge: name capture files or directories")]
+    NothingToJudge,
+}
+
+/// The requirements decided from a connection's frames alone, without a live server: the wire
+/// rules and the run's state machine, but the run timeout (which needs the clock of a live
+/// wait).
+pub fn judged_requirements() -> Vec<&'static str> {
+    let machine = goldenpath_spec::machine::machine();
+    let mut ids: Vec<&'static str> = crate::judge::WIRE_REQUIREMENTS.to_vec();
+    ids.extend(
+        machine
+            .requirements()
+            .into_iter()
+            .filter(|id| *id != machine.unfinished_requirement()),
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Judge recorded captures offline.
+///
+/// # Examples
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("gp-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let file = dir.join("alice.jsonl");
+/// std::fs::write(&file, concat!(
+///     r#"{"direction":"received","t_ms":1.0,"frame":"{\"type\":\"nope\"}"}"#, "\n",
+/// ))?;
+/// let options = goldenpath::ValidateOptions { captures: vec![file], ..Default::default() };
+/// let report = goldenpath::validate(&options)?;
+/// std::fs::remove_dir_all(&dir)?;
+/// assert!(!report.conformant());
+/// assert_eq!(report.ids_with(goldenpath::Verdict::Fail), ["GP-WIRE-003"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn validate(options: &ValidateOptions) -> Result<Report, ValidateError> {
+    if options.captures.is_empty() {
+        return Err(ValidateError::NothingToJudge);
+    }
+    let started = Instant::now();
+    let captures = capture::read_all(&options.captures)?;
+    let scenarios: Vec<ScenarioResult> = captures.iter().map(judge_capture).collect();
+    let names: Vec<String> = options
+        .captures
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let target = format!(
+        "{} capture file{} in {} (offline)",
+        captures.len(),
+        if captures.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    Ok(Report::build(
+        target,
+        options.strict,
+        started.elapsed().as_secs_f64() * 1000.0,
+        scenarios,
+    ))
+}
+
+/// One capture, judged frame by frame, as one scenario.
+fn judge_capture(capture: &Capture) -> ScenarioResult {
+    let label = &capture.header.connection;
+    let mut judge = Judge::new(label);
+    let mut received_any = false;
+    let mut run_frame = false;
+    for (at, line) in capture.lines.iter().enumerate() {
+        if line.direction != Direction::Received {
+            continue;
+        }
+        match line.kind.unwrap_or(Kind::Text) {
+            Kind::Text => {
+                received_any = true;
+                if let Some(frame) = judge.text(&line.text(), at) {
+                    run_frame |= frame
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .and_then(MessageType::from_wire)
+                        .is_some_and(MessageType::is_run_frame);
+                }
+            }
+            Kind::Binary => {
+                received_any = true;
+                judge.binary(binary_len(&line.text()), at);
+            }
+            Kind::Close | Kind::Ping | Kind::Pong | Kind::Event => {}
+        }
+    }
+    let requirements: Vec<String> = judged_requirements()
+        .into_iter()
+        .filter(|id| received_any && (id.starts_with("GP-WIRE-") || run_frame))
+        .map(str::to_owned)
+        .collect();
+    let findings = judge.findings().to_vec();
+    let verdict = if !findings.is_empty() {
+        Verdict::Fail
+    } else if requirements.is_empty() {
+        Verdict::Skip
+    } else {
+        Verdict::Pass
+    };
+    let transcripts = if verdict == Verdict::Fail {
+        vec![Transcript {
+            connection: label.clone(),
+            user: capture.header.user.clone(),
+            frames: capture
+                .lines
+                .iter()
+                .map(|l| Frame {
+                    direction: l.direction,
+                    t_ms: l.t_ms,
+                    frame: l.text(),
+                })
+                .collect(),
+        }]
+    } else {
+        Vec::new()
+    };
+    let name = match &capture.header.scenario {
+        Some(scenario) => format!("{scenario} [{label}]"),
+        None => capture.path.display().to_string(),
+    };
+    ScenarioResult {
+        feature: capture
+            .header
+            .feature
+            .clone()
+            .unwrap_or_else(|| "capture".to_owned()),
+        name,
+        requirements,
+        tags: Vec::new(),
+        verdict,
+        skip_reason: (verdict == Verdict::Skip)
+            .then(|| "the capture holds no received frame".to_owned()),
+        duration_ms: capture.lines.last().map_or(0.0, |l| l.t_ms),
+        steps: Vec::new(),
+        findings,
+        transcripts,
+        leak_matrix: None,
+    }
+}
+
+/// The length in `<binary N bytes>`, or 0.
+fn binary_len(description: &str) -> usize {
+    description
+        .trim_start_matches("<binary ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,57 @@
+//! `goldenpath validate`: captures → offline judging → writers → exit code.
+
+use clap::Args;
+use goldenpath::writer;
+use goldenpath::{ValidateError, ValidateOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes: 0 every judged requirement holds, 1 one does not, 2 a capture cannot be read.
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Capture files (JSON Lines, as `goldenpath check --record DIR` writes them), or
+    /// directories holding them.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    /// Count SHOULD requirements as failures.
+    #[arg(long)]
+    strict: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Compare with a previous JSON report; exit 1 on a new failure.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: ValidateArgs) -> ExitCode {
+    let usage = |message: &dyn std::fmt::Display| {
+        eprintln!("goldenpath validate: {message}");
+        ExitCode::from(2)
+    };
+    let baseline = match &args.baseline {
+        Some(path) => match writer::Baseline::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => return usage(&e),
+        },
+        None => None,
+    };
+    let options = ValidateOptions {
+        captures: args.captures,
+        strict: args.strict,
+    };
+    let report = match goldenpath::validate(&options) {
+        Ok(r) => r,
+        Err(e @ (ValidateError::Capture(_) | ValidateError::NothingToJudge)) => return usage(&e),
+    };
+    crate::check::write_reports(
+        "validate",
+        &report,
+        args.json.as_deref(),
+        args.junit.as_deref(),
+        baseline.as_ref(),
+    )
+}
