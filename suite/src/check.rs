@@ -66,6 +66,17 @@ pub(crate) struct CheckArgs {
     /// Scenarios run at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    #[command(flatten)]
+    reports: ReportArgs,
+    /// Record every connection's transcript under this directory, as JSON Lines capture files
+    /// that `goldenpath validate` re-judges offline.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+}
+
+/// Where the reports go: the flags `check` and `validate` share.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -75,10 +86,17 @@ pub(crate) struct CheckArgs {
     /// Compare with a previous JSON report; exit 1 on a new failure.
     #[arg(long)]
     baseline: Option<PathBuf>,
-    /// Record every connection's transcript under this directory, as JSON Lines capture files
-    /// that `goldenpath validate` re-judges offline.
-    #[arg(long, value_name = "DIR")]
-    record: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// The baseline to compare with, read before anything runs.
+    pub(crate) fn read_baseline(&self) -> Result<Option<writer::Baseline>, String> {
+        self.baseline
+            .as_deref()
+            .map(writer::Baseline::read)
+            .transpose()
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -98,12 +116,9 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return usage("--timeout must be a positive number of seconds");
     }
-    let baseline = match &args.baseline {
-        Some(path) => match writer::Baseline::read(path) {
-            Ok(b) => Some(b),
-            Err(e) => return usage(e),
-        },
-        None => None,
+    let baseline = match args.reports.read_baseline() {
+        Ok(b) => b,
+        Err(e) => return usage(e),
     };
     let target = match target(&args) {
         Ok(t) => t,
@@ -141,13 +156,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     if let Some(dir) = &args.record {
         eprintln!("recorded: {}", dir.display());
     }
-    write_reports(
-        "check",
-        &report,
-        args.json.as_deref(),
-        args.junit.as_deref(),
-        baseline.as_ref(),
-    )
+    write_reports("check", &report, &args.reports, baseline.as_ref())
 }
 
 /// Print the summary, write the JSON and JUnit reports asked for, and compare with the
@@ -155,18 +164,17 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
 pub(crate) fn write_reports(
     command: &str,
     report: &Report,
-    json: Option<&std::path::Path>,
-    junit: Option<&std::path::Path>,
+    args: &ReportArgs,
     baseline: Option<&writer::Baseline>,
 ) -> ExitCode {
     print!("{}", writer::summary(report));
-    if let Some(path) = json
+    if let Some(path) = &args.json
         && let Err(e) = std::fs::write(path, writer::to_json(report))
     {
         eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
     }
-    if let Some(path) = junit
+    if let Some(path) = &args.junit
         && let Err(e) = std::fs::write(path, writer::to_junit(report))
     {
         eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());

@@ -1,7 +1,6 @@
 //! `goldenpath validate`: captures → offline judging → writers → exit code.
 
 use clap::Args;
-use goldenpath::writer;
 use goldenpath::{ValidateError, ValidateOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,15 +15,8 @@ pub(crate) struct ValidateArgs {
     /// Count SHOULD requirements as failures.
     #[arg(long)]
     strict: bool,
-    /// Write the JSON report here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Compare with a previous JSON report; exit 1 on a new failure.
-    #[arg(long)]
-    baseline: Option<PathBuf>,
+    #[command(flatten)]
+    reports: crate::check::ReportArgs,
 }
 
 pub(crate) fn run(args: ValidateArgs) -> ExitCode {
@@ -32,12 +24,9 @@ pub(crate) fn run(args: ValidateArgs) -> ExitCode {
         eprintln!("goldenpath validate: {message}");
         ExitCode::from(2)
     };
-    let baseline = match &args.baseline {
-        Some(path) => match writer::Baseline::read(path) {
-            Ok(b) => Some(b),
-            Err(e) => return usage(&e),
-        },
-        None => None,
+    let baseline = match args.reports.read_baseline() {
+        Ok(b) => b,
+        Err(e) => return usage(&e),
     };
     let options = ValidateOptions {
         captures: args.captures,
@@ -47,11 +36,5 @@ pub(crate) fn run(args: ValidateArgs) -> ExitCode {
         Ok(r) => r,
         Err(e @ (ValidateError::Capture(_) | ValidateError::NothingToJudge)) => return usage(&e),
     };
-    crate::check::write_reports(
-        "validate",
-        &report,
-        args.json.as_deref(),
-        args.junit.as_deref(),
-        baseline.as_ref(),
-    )
+    crate::check::write_reports("validate", &report, &args.reports, baseline.as_ref())
 }
