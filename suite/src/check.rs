@@ -3,7 +3,7 @@
 use clap::Args;
 use goldenpath::report::{Report, ScenarioResult};
 use goldenpath::writer::{self, BaselineClass};
-use goldenpath::{CheckError, Options, Selection, Target, TokenSource, tokens};
+use goldenpath::{CheckError, Dialect, Options, Selection, Target, TokenSource, tokens};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -45,6 +45,11 @@ pub(crate) struct CheckArgs {
     /// A PEM file of a private CA to trust for wss://.
     #[arg(long)]
     ca_cert: Option<PathBuf>,
+    /// Speak to the server through this dialect: a built-in name (canonical, netra-legacy) or
+    /// a dialect TOML file (see suite/dialects/README.md). Verdicts reached through it are
+    /// marked, and the mapping rules it needed are reported as migration debt.
+    #[arg(long, value_name = "NAME|FILE", default_value = "canonical")]
+    dialect: String,
     /// Run only scenarios matching this tag expression, e.g. "@isolation and not @directives".
     #[arg(long)]
     tags: Option<String>,
@@ -99,6 +104,11 @@ impl ReportArgs {
     }
 }
 
+/// The dialect `--dialect` names: a built-in or a file.
+pub(crate) fn load_dialect(name_or_path: &str) -> Result<Dialect, String> {
+    Dialect::load(name_or_path).map_err(|e| format!("--dialect: {e}"))
+}
+
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("goldenpath check: {message}");
     ExitCode::from(2)
@@ -120,11 +130,22 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(e),
     };
+    let dialect = match load_dialect(&args.dialect) {
+        Ok(d) => d,
+        Err(e) => return usage(e),
+    };
+    if args.url.is_none() && !dialect.is_canonical() {
+        return usage(format!(
+            "--dialect {} needs --url: the embedded reference router speaks the canonical dialect",
+            dialect.name()
+        ));
+    }
     let target = match target(&args) {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
     let options = Options {
+        dialect,
         target,
         selection,
         users: args.users,

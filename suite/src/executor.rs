@@ -341,11 +341,14 @@ pub(crate) async fn execute(
         .with_writer(collector)
         .with_cli(cli::Opts::<_, _, _, cli::Empty>::default())
         .max_concurrent_scenarios(concurrency)
-        .before(move |_, _, _, world| {
+        .before(move |feature, _, scenario, world| {
             world.scenario = ctx
                 .scenarios
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
+            // A scenario the dialect cannot judge is skipped before it runs, with the reason.
+            let tags: Vec<String> = feature.tags.iter().chain(&scenario.tags).cloned().collect();
+            world.skip = ctx.dialect.skips_scenario(&scenario.name, &tags);
             world.ctx = Some(ctx.clone());
             async {}.boxed_local()
         })

@@ -6,12 +6,18 @@
 //! against its schema (`GP-WIRE-002`), with a fresh `event_id` (`GP-WIRE-004`); run frames are
 //! fed to their run's state machine (`GP-SEQ-*`). What breaks is kept as [`Finding`]s, each
 //! pointing at its frame in the connection's transcript.
+//!
+//! Through a [`Dialect`] other than the canonical one, each frame is first normalized (the one
+//! place that happens on the way in): the checks and the steps see the canonical frame, the
+//! transcript keeps the frame as it came, and findings on requirements the dialect lacks are
+//! not kept (they would judge what the suite synthesized).
 
 use goldenpath_spec::machine::RunTracker;
 use goldenpath_spec::{Direction as SpecDirection, MessageType, schema};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
+use crate::dialect::{Dialect, Normalized, Normalizer};
 use crate::report::Finding;
 
 /// The wire requirements a [`Judge`] checks on every frame; the others it checks are the run's
@@ -19,35 +25,58 @@ use crate::report::Finding;
 pub(crate) const WIRE_REQUIREMENTS: [&str; 4] =
     ["GP-WIRE-001", "GP-WIRE-002", "GP-WIRE-003", "GP-WIRE-004"];
 
+/// What a received text frame is, once judged.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Judged {
+    /// A JSON object: the canonical frame the steps see.
+    Object(Value),
+    /// A frame the dialect ignores; `barrier` when it answers the suite's settle ping.
+    Ignored {
+        /// It answers the settle ping.
+        barrier: bool,
+    },
+    /// Not a JSON object.
+    NotObject,
+}
+
 /// The on-arrival checks of one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Judge {
     label: String,
     findings: Vec<Finding>,
     event_ids: HashSet<String>,
     runs: HashMap<String, RunTracker>,
+    dialect: Dialect,
+    normalizer: Normalizer,
 }
 
 impl Judge {
-    /// A judge for the connection labelled `label`.
-    pub(crate) fn new(label: &str) -> Judge {
+    /// A judge for the connection labelled `label` of `user`, reading `dialect`.
+    pub(crate) fn new(label: &str, user: &str, dialect: &Dialect) -> Judge {
         Judge {
             label: label.to_owned(),
-            ..Judge::default()
+            findings: Vec::new(),
+            event_ids: HashSet::new(),
+            runs: HashMap::new(),
+            dialect: dialect.clone(),
+            normalizer: dialect.normalizer(user),
         }
     }
 
-    /// A received text frame, the `frame_index`-th of the transcript. Returns the JSON object
-    /// the steps see, or `None` when the text is not one.
-    pub(crate) fn text(&mut self, text: &str, frame_index: usize) -> Option<Value> {
+    /// A received text frame, the `frame_index`-th of the transcript: normalized through the
+    /// dialect, then checked.
+    pub(crate) fn text(&mut self, text: &str, frame_index: usize) -> Judged {
         match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Object(_)) => {
-                self.check(&value, frame_index);
-                Some(value)
-            }
+            Ok(value @ Value::Object(_)) => match self.normalizer.normalize(text, value) {
+                Normalized::Frame(value) => {
+                    self.check(&value, frame_index);
+                    Judged::Object(value)
+                }
+                Normalized::Ignored { barrier } => Judged::Ignored { barrier },
+            },
             _ => {
                 self.finding("GP-WIRE-001", "a JSON object", text, frame_index);
-                None
+                Judged::NotObject
             }
         }
     }
@@ -73,6 +102,9 @@ impl Judge {
     }
 
     fn finding(&mut self, requirement: &str, expected: &str, got: &str, frame_index: usize) {
+        if self.dialect.lacked_requirement(requirement).is_some() {
+            return;
+        }
         self.findings.push(Finding {
             requirement: requirement.to_owned(),
             expected: expected.to_owned(),

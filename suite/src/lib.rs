@@ -13,6 +13,7 @@
 //! ```
 
 pub mod capture;
+pub mod dialect;
 mod executor;
 mod judge;
 pub mod load;
@@ -27,6 +28,7 @@ pub mod writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use dialect::{Dialect, DialectError, Lacked};
 pub use executor::{Progress, Selection};
 pub use load::{LoadError, LoadOptions, LoadReport, load};
 pub use report::{Report, Verdict};
@@ -34,7 +36,6 @@ pub use target::{ConnectError, Target};
 pub use tokens::{TokenError, TokenKind, TokenSource};
 pub use validate::{ValidateError, ValidateOptions, judged_requirements, validate};
 
-use target::Placement;
 use world::Context;
 
 /// What to check, and how.
@@ -54,6 +55,10 @@ pub struct Options {
     /// Write every connection's transcript under this directory, as capture files that
     /// [`validate`] re-judges (`<feature>/<line>-<scenario>/<connection>.jsonl`).
     pub record: Option<std::path::PathBuf>,
+    /// The dialect the target speaks ([`Dialect::canonical`] by default): its auth, run message
+    /// and frame mapping are used throughout, and the report marks every verdict reached
+    /// through a non-canonical one and counts its migration debt.
+    pub dialect: Dialect,
 }
 
 impl Default for Options {
@@ -66,6 +71,7 @@ impl Default for Options {
             strict: false,
             concurrency: 16,
             record: None,
+            dialect: Dialect::canonical(),
         }
     }
 }
@@ -132,8 +138,9 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     }
     let started = Instant::now();
     let mut embedded = None;
-    let (target, tokens) = match options.target {
-        Some(t) => t,
+    let dialect = options.dialect.fresh();
+    let (target, mut tokens) = match options.target {
+        Some((target, tokens)) => (target.with_dialect(dialect.clone()), tokens),
         None => {
             let server = Embedded::start().await.map_err(|e| {
                 CheckError::Config(format!("cannot start the embedded reference router: {e}"))
@@ -148,8 +155,15 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     } else {
         target.display_url()
     };
+    if let TokenSource::Secret { claims, .. } = &mut tokens {
+        // The dialect's claims, under those given as flags.
+        for (k, v) in dialect.claims() {
+            claims.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     let run_tag = format!("gp{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let capabilities = probe(&target, &tokens, &run_tag, options.timeout).await?;
+    let mut capabilities = probe(&target, &tokens, &run_tag, options.timeout).await?;
+    capabilities.extend(dialect.grants().iter().cloned());
     let ctx = Arc::new(Context {
         target,
         tokens,
@@ -160,6 +174,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         run_tag,
         scenarios: Default::default(),
         record: options.record,
+        dialect: dialect.clone(),
     });
     let scenarios = executor::execute(ctx, options.selection, progress).await;
     if let Some(server) = embedded {
@@ -189,7 +204,13 @@ async fn probe(
         .await
         .map_err(|e| CheckError::Config(e.to_string()))?;
     let mut conn = match target
-        .connect("probe", &user, Some(&token), Placement::Header, timeout)
+        .connect(
+            "probe",
+            &user,
+            Some(&token),
+            target.dialect().placement(),
+            timeout,
+        )
         .await?
     {
         Ok(conn) => conn,

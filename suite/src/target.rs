@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::judge::Judge;
+use crate::dialect::Dialect;
+use crate::judge::{Judge, Judged};
 use crate::report::{Direction, Finding, Frame, Transcript};
 use crate::tokens::redact;
 
@@ -73,6 +74,7 @@ pub struct Target {
     headers: Vec<(String, String)>,
     subprotocol: Option<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    dialect: Dialect,
 }
 
 impl std::fmt::Debug for Target {
@@ -110,7 +112,24 @@ impl Target {
             headers,
             subprotocol,
             tls,
+            dialect: Dialect::canonical(),
         })
+    }
+
+    /// The same target spoken to through `dialect`: its token placement, subprotocols and
+    /// run message on the way out, its normalization on the way in. A URL without a path gets
+    /// the dialect's endpoint path.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Target {
+        if let Some(path) = dialect.endpoint_path() {
+            self.url = with_path(&self.url, path);
+        }
+        self.dialect = dialect;
+        self
+    }
+
+    /// The dialect the target is spoken to through.
+    pub fn dialect(&self) -> &Dialect {
+        &self.dialect
     }
 
     /// The URL, secrets redacted.
@@ -135,7 +154,7 @@ impl Target {
         Ok(self
             .open(token, placement, timeout, config)
             .await?
-            .map(|(ws, protocol)| Conn::new(label, user, ws, protocol, started)))
+            .map(|(ws, protocol)| Conn::new(label, user, ws, protocol, started, &self.dialect)))
     }
 
     /// Open a bare WebSocket with `config` (the load generator's: no transcript, small
@@ -147,10 +166,12 @@ impl Target {
         timeout: Duration,
         config: WebSocketConfig,
     ) -> Result<Result<(WsStream, Option<String>), Refusal>, ConnectError> {
+        let dialect = &self.dialect;
         let mut url = self.url.clone();
         if let (Some(token), Placement::Query) = (token, placement) {
             url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str("token=");
+            url.push_str(dialect.query_param());
+            url.push('=');
             url.push_str(token);
         }
         let mut request = url
@@ -168,21 +189,21 @@ impl Target {
         let mut protocols: Vec<String> = self.subprotocol.iter().cloned().collect();
         match (token, placement) {
             (Some(token), Placement::Header) => {
-                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                let (name, value) = dialect.auth_header(token);
+                let name = tungstenite::http::HeaderName::try_from(name.as_str())
+                    .map_err(|e| ConnectError::Config(format!("header {name:?}: {e}")))?;
+                let value = HeaderValue::from_str(&value)
                     .map_err(|e| ConnectError::Config(e.to_string()))?;
-                headers.insert("authorization", value);
+                headers.insert(name, value);
             }
             (Some(token), Placement::Subprotocol) => {
-                if !protocols
-                    .iter()
-                    .any(|p| p == goldenpath_reference::SUBPROTOCOL)
-                {
-                    protocols.insert(0, goldenpath_reference::SUBPROTOCOL.to_owned());
-                }
-                protocols.push(format!(
-                    "{}{token}",
-                    goldenpath_reference::BEARER_PROTOCOL_PREFIX
-                ));
+                // The dialect's entries without the token first, then the extra one, then those
+                // carrying the token.
+                let (plain, bearing) = dialect.subprotocols(token);
+                let extra = std::mem::take(&mut protocols);
+                protocols = plain.into_iter().filter(|p| !extra.contains(p)).collect();
+                protocols.extend(extra);
+                protocols.extend(bearing);
             }
             _ => {}
         }
@@ -236,6 +257,21 @@ impl Target {
     }
 }
 
+/// `url` with `path` when it has none (nothing, or only `/`, after the authority).
+fn with_path(url: &str, path: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let tail = tail.strip_prefix('/').unwrap_or(tail);
+    if !tail.is_empty() && !tail.starts_with(['?', '#']) {
+        return url.to_owned();
+    }
+    format!("{}{authority}{path}{tail}", &url[..scheme_end + 3])
+}
+
 fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig, ConnectError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
@@ -275,6 +311,12 @@ pub enum Incoming {
     Json(Value),
     /// A text frame that is not a JSON object.
     Text(String),
+    /// A text frame the dialect ignores (kept in the transcript, not in `received`);
+    /// `barrier` when it answers the suite's settle ping.
+    Ignored {
+        /// It answers the settle ping.
+        barrier: bool,
+    },
     /// A binary frame.
     Binary(usize),
     /// A pong control frame, with its data.
@@ -325,6 +367,7 @@ pub struct Conn {
     /// on this connection wait only the short settle window.
     pub pings_unanswered: bool,
     judge: Judge,
+    dialect: Dialect,
     closed: Option<Option<u16>>,
 }
 
@@ -344,6 +387,7 @@ impl Conn {
         ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
         protocol: Option<String>,
         opened: Instant,
+        dialect: &Dialect,
     ) -> Conn {
         Conn {
             label: label.to_owned(),
@@ -356,7 +400,8 @@ impl Conn {
             received_at: Vec::new(),
             cursor: 0,
             pings_unanswered: false,
-            judge: Judge::new(label),
+            judge: Judge::new(label, user, dialect),
+            dialect: dialect.clone(),
             closed: None,
         }
     }
@@ -378,9 +423,13 @@ impl Conn {
         self.send(Message::text(text)).await
     }
 
-    /// Send a JSON frame.
+    /// Send a JSON frame; a canonical `user_message` goes out as the dialect's run message.
     pub async fn send_json(&mut self, value: &Value) -> Result<(), RecvError> {
-        self.send_text(value.to_string()).await
+        let text = match self.dialect.translate(value) {
+            Some(translated) => translated.to_string(),
+            None => value.to_string(),
+        };
+        self.send_text(text).await
     }
 
     /// Send a binary frame.
@@ -437,12 +486,13 @@ impl Conn {
                     let text = text.as_str().to_owned();
                     let at = self.log(Direction::Received, text.clone());
                     match self.judge.text(&text, at) {
-                        Some(value) => {
+                        Judged::Object(value) => {
                             self.received.push(value.clone());
                             self.received_at.push(Instant::now());
                             Incoming::Json(value)
                         }
-                        None => Incoming::Text(text),
+                        Judged::Ignored { barrier } => Incoming::Ignored { barrier },
+                        Judged::NotObject => Incoming::Text(text),
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) => {

@@ -1,7 +1,8 @@
 //! Where the runner's tokens come from, and the bad tokens it forges from them.
 //!
 //! Three sources: minted from the server's HS256 secret (`--jwt-secret`, with `--jwt-claim`
-//! extras such as `iss` / `aud`), read from a JSON file mapping user → token (`--token-file`),
+//! extras such as `iss` / `aud`, `{uuid}` in one fresh per token), read from a JSON file
+//! mapping user → token (`--token-file`),
 //! or fetched per user from a login endpoint (`--token-url`: `POST {"user": "<name>"}`, the
 //! token read from the reply's `token` or `access_token`). The bad tokens of the auth scenarios
 //! are forged from a good one where that is possible (malformed, unsigned, wrong signature);
@@ -267,7 +268,14 @@ fn base_claims(user: &str, extra: &Map<String, Value>) -> Map<String, Value> {
     claims.insert("iat".into(), now().into());
     claims.insert("exp".into(), (now() + 3600).into());
     for (k, v) in extra {
-        claims.insert(k.clone(), v.clone());
+        // `{uuid}` in a claim (a dialect's `jti = "{uuid}"`) is fresh in every token.
+        let v = match v {
+            Value::String(text) if text.contains("{uuid}") => {
+                Value::String(text.replace("{uuid}", &uuid::Uuid::new_v4().to_string()))
+            }
+            other => other.clone(),
+        };
+        claims.insert(k.clone(), v);
     }
     claims
 }
@@ -347,5 +355,22 @@ mod tests {
             Err(TokenError::NoToken(_))
         ));
         assert_eq!(redact(&format!("Bearer {valid}!")), "Bearer <redacted>!");
+    }
+
+    #[tokio::test]
+    async fn a_uuid_placeholder_in_a_claim_is_fresh_in_every_token() {
+        let source = TokenSource::Secret {
+            secret: "s".into(),
+            claims: parse_claims(&["jti={uuid}".into()]).unwrap(),
+        };
+        let jti = |token: String| -> Value {
+            let claims = token.split('.').nth(1).unwrap_or_default().to_owned();
+            let bytes = URL_SAFE_NO_PAD.decode(claims).unwrap();
+            serde_json::from_slice::<Value>(&bytes).unwrap()["jti"].clone()
+        };
+        let one = jti(source.token("alice", TokenKind::Valid).await.unwrap());
+        let two = jti(source.token("alice", TokenKind::Valid).await.unwrap());
+        assert_ne!(one, two);
+        assert_eq!(one.as_str().map(str::len), Some(36));
     }
 }

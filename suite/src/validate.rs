@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::capture::{self, Capture, CaptureError, Kind};
-use crate::judge::Judge;
+use crate::judge::{Judge, Judged};
 use crate::report::{Direction, Frame, Report, ScenarioResult, Transcript, Verdict};
 
 /// What to judge offline, and how.
@@ -23,6 +23,8 @@ pub struct ValidateOptions {
     pub captures: Vec<PathBuf>,
     /// SHOULD requirements count as failures.
     pub strict: bool,
+    /// The dialect the captured frames are read through.
+    pub dialect: crate::Dialect,
 }
 
 /// Why captures could not be judged (exit 2).
@@ -77,7 +79,11 @@ pub fn validate(options: &ValidateOptions) -> Result<Report, ValidateError> {
     }
     let started = Instant::now();
     let captures = capture::read_all(&options.captures)?;
-    let scenarios: Vec<ScenarioResult> = captures.iter().map(judge_capture).collect();
+    let dialect = options.dialect.fresh();
+    let scenarios: Vec<ScenarioResult> = captures
+        .iter()
+        .map(|c| judge_capture(c, &dialect))
+        .collect();
     let names: Vec<String> = options
         .captures
         .iter()
@@ -98,9 +104,9 @@ pub fn validate(options: &ValidateOptions) -> Result<Report, ValidateError> {
 }
 
 /// One capture, judged frame by frame, as one scenario.
-fn judge_capture(capture: &Capture) -> ScenarioResult {
+fn judge_capture(capture: &Capture, dialect: &crate::Dialect) -> ScenarioResult {
     let label = &capture.header.connection;
-    let mut judge = Judge::new(label);
+    let mut judge = Judge::new(label, &capture.header.user, dialect);
     let mut received_any = false;
     let mut run_frame = false;
     for (at, line) in capture.lines.iter().enumerate() {
@@ -110,7 +116,7 @@ fn judge_capture(capture: &Capture) -> ScenarioResult {
         match line.kind.unwrap_or(Kind::Text) {
             Kind::Text => {
                 received_any = true;
-                if let Some(frame) = judge.text(&line.text(), at) {
+                if let Judged::Object(frame) = judge.text(&line.text(), at) {
                     run_frame |= frame
                         .get("type")
                         .and_then(Value::as_str)

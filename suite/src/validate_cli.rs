@@ -15,6 +15,10 @@ pub(crate) struct ValidateArgs {
     /// Count SHOULD requirements as failures.
     #[arg(long)]
     strict: bool,
+    /// Read the captured frames through this dialect: a built-in name (canonical,
+    /// netra-legacy) or a dialect TOML file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "canonical")]
+    dialect: String,
     #[command(flatten)]
     reports: crate::check::ReportArgs,
 }
@@ -28,9 +32,14 @@ pub(crate) fn run(args: ValidateArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(&e),
     };
+    let dialect = match crate::check::load_dialect(&args.dialect) {
+        Ok(d) => d,
+        Err(e) => return usage(&e),
+    };
     let options = ValidateOptions {
         captures: args.captures,
         strict: args.strict,
+        dialect,
     };
     let report = match goldenpath::validate(&options) {
         Ok(r) => r,

@@ -40,6 +40,8 @@ pub(crate) struct Context {
     pub(crate) scenarios: std::sync::atomic::AtomicUsize,
     /// Where each scenario's transcripts are recorded (`--record`).
     pub(crate) record: Option<std::path::PathBuf>,
+    /// The dialect the target speaks (also the target's own).
+    pub(crate) dialect: crate::Dialect,
 }
 
 /// What a scenario leaves behind for the report.
@@ -122,6 +124,8 @@ async fn settle(conn: &mut Conn, id: String, deadline: Instant) {
                 break;
             }
             Ok(Incoming::Closed(_)) => break,
+            // A dialect's answer to the ping (the legacy's `ack`) is as good a barrier.
+            Ok(Incoming::Ignored { barrier: true }) => break,
             Err(_) => {
                 conn.pings_unanswered = true;
                 break;
@@ -241,9 +245,26 @@ impl GoldenWorld {
     }
 
     /// The user id on the wire (the token's `sub`): unique per run, so runs sharing a target
-    /// never meet.
+    /// never meet. Through a dialect whose greeting shows only the first characters of the
+    /// user id, those characters are a hash of the rest, so that they still tell users apart.
     pub(crate) fn wire_user(&self, user: &str) -> String {
-        format!("{}s{}-{user}", self.ctx().run_tag, self.scenario)
+        let ctx = self.ctx();
+        let id = format!("{}s{}-{user}", ctx.run_tag, self.scenario);
+        match ctx.dialect.greeting_keeps() {
+            Some(keep) => {
+                let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                let prefix: String = format!("{hash:016x}").chars().take(keep).collect();
+                format!("{prefix}-{id}")
+            }
+            None => id,
+        }
+    }
+
+    /// The placement of the token on every connection a step does not place otherwise.
+    pub(crate) fn placement(&self) -> Placement {
+        self.ctx().dialect.placement()
     }
 
     /// A fresh id for a client message.
@@ -330,7 +351,7 @@ impl GoldenWorld {
                         match conn.recv(deadline).await {
                             Ok(Incoming::Closed(code)) => break Attempt::ClosedEarly(code),
                             Ok(Incoming::Json(f)) if f["type"] == "error" => continue,
-                            Ok(Incoming::Pong(_)) => continue,
+                            Ok(Incoming::Pong(_) | Incoming::Ignored { .. }) => continue,
                             Ok(_) => break Attempt::Accepted(protocol),
                             Err(_) => break Attempt::Accepted(protocol),
                         }
@@ -352,10 +373,8 @@ impl GoldenWorld {
     /// is consumed: later steps read from the second.
     pub(crate) async fn connect(&mut self, user: &str) {
         let timeout = self.ctx().timeout;
-        match self
-            .attempt(user, Some(TokenKind::Valid), Placement::Header)
-            .await
-        {
+        let placement = self.placement();
+        match self.attempt(user, Some(TokenKind::Valid), placement).await {
             Attempt::Accepted(_) => {}
             Attempt::Refused(r) => panic!(
                 "[GP-CONN-001] {user}'s connection with a valid token was refused: HTTP {} {}",

@@ -3,7 +3,6 @@
 use cucumber::{then, when};
 use serde_json::Value;
 
-use crate::target::Placement;
 use crate::tokens::TokenKind;
 use crate::world::{Attempt, GoldenWorld, auth_requirement, suite_error};
 
@@ -39,7 +38,8 @@ async fn connects_badly(w: &mut GoldenWorld, user: String, credential: String) {
             return w.skip(format!("the server's `{claim}` is not known to the suite: pass it with --jwt-claim {claim}=..."));
         }
     }
-    w.attempt(&user, kind, Placement::Header).await;
+    let placement = w.placement();
+    w.attempt(&user, kind, placement).await;
 }
 
 #[then(regex = r"^the connection is refused$")]

@@ -42,15 +42,22 @@ async fn many_connected(w: &mut GoldenWorld, n: usize, tabs: usize) {
 #[when(
     regex = r"^(alice|bob|carol) connects with a valid token in the (Authorization header|subprotocol offer|token query parameter)$"
 )]
-async fn connects_with_placement(w: &mut GoldenWorld, user: String, placement: String) {
+async fn connects_with_placement(w: &mut GoldenWorld, user: String, placement_name: String) {
     if w.when() {
         return;
     }
-    let placement = match placement.as_str() {
+    let placement = match placement_name.as_str() {
         "Authorization header" => Placement::Header,
         "subprotocol offer" => Placement::Subprotocol,
         _ => Placement::Query,
     };
+    let ctx = w.ctx();
+    if !ctx.dialect.supports(placement) {
+        return w.skip(format!(
+            "dialect {} documents no {placement_name} placement",
+            ctx.dialect.name()
+        ));
+    }
     w.attempt(&user, Some(TokenKind::Valid), placement).await;
 }
 

@@ -127,9 +127,18 @@ async fn next_error(
     }
 }
 
+/// Skip the scenario when the dialect never sends an `error` with `code`. Returns whether it
+/// is skipped.
+fn lacks_code(w: &mut GoldenWorld, code: &str) -> bool {
+    if let Some(reason) = w.ctx().dialect.lacked_error_code(code) {
+        w.skip(reason);
+    }
+    w.skip.is_some()
+}
+
 #[then(regex = r#"^(alice|bob|carol) receives an error frame with code "(.*)"$"#)]
 async fn receives_error(w: &mut GoldenWorld, user: String, code: String) {
-    if w.then() {
+    if w.then() || lacks_code(w, &code) {
         return;
     }
     let requirement = requirement_of(&code);
@@ -148,7 +157,7 @@ async fn receives_error(w: &mut GoldenWorld, user: String, code: String) {
     regex = r#"^(alice|bob|carol) receives an error frame with code "(.*)" or a close frame with code (\d+)$"#
 )]
 async fn receives_error_or_close(w: &mut GoldenWorld, user: String, code: String, close: u16) {
-    if w.then() {
+    if w.then() || lacks_code(w, &code) {
         return;
     }
     let requirement = requirement_of(&code);

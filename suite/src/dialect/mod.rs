@@ -1,0 +1,587 @@
+//! Dialects: how the suite measures a backend that speaks a cousin of the contract.
+//!
+//! A dialect is a TOML file (every key documented in `suite/dialects/README.md`) that maps a
+//! legacy wire format onto the canonical one: where the token travels and which claims it
+//! carries, how a run is started, and how each received frame becomes a canonical frame (type
+//! aliases, envelopes, renamed fields, mapped values, timestamps, synthesized ids, pairing of
+//! tool calls without an id). What the mapping cannot make judgeable is declared as *lacked*:
+//! those requirements are reported `skip` with the dialect's reason, never `pass`.
+//!
+//! Received frames are normalized in one place, the on-arrival judge, so that the steps, the
+//! checks and `goldenpath validate` all see canonical frames; the transcripts keep the frames
+//! as they came. Every rule that fires is counted: the rules a run needed, plus the lacked
+//! capabilities, are its **migration debt**, shown in every report.
+//!
+//! Two dialects are built in: `canonical` (nothing mapped) and `netra-legacy` (the backend of
+//! `legacy-protocol.md`).
+//!
+//! ```
+//! use goldenpath::Dialect;
+//!
+//! let legacy = Dialect::load("netra-legacy")?;
+//! assert_eq!(legacy.name(), "netra-legacy");
+//! assert!(!legacy.is_canonical());
+//! assert!(Dialect::canonical().is_canonical());
+//! assert!(Dialect::load("no-such-dialect").is_err());
+//! # Ok::<(), goldenpath::DialectError>(())
+//! ```
+
+mod inbound;
+mod outbound;
+mod spec;
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use goldenpath_spec::{Direction as SpecDirection, MessageType};
+
+pub(crate) use inbound::{Normalized, Normalizer};
+use spec::{PlacementName, Spec};
+
+use crate::target::Placement;
+
+/// The built-in dialects: (name, file). The one place their files are embedded.
+const BUILTINS: [(&str, &str); 2] = [
+    ("canonical", include_str!("../../dialects/canonical.toml")),
+    (
+        "netra-legacy",
+        include_str!("../../dialects/netra-legacy.toml"),
+    ),
+];
+
+/// Why a dialect could not be had. Each says which file and which key, and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum DialectError {
+    /// The name is no built-in dialect and no file: name a built-in or a TOML file.
+    #[error("no built-in dialect or file {name:?}: the built-ins are {builtins}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The built-in names, comma-separated.
+        builtins: String,
+    },
+    /// The file could not be read.
+    #[error("dialect file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The file is not TOML of the dialect format (the message names the line and key).
+    #[error("dialect {origin}: {message}")]
+    Parse {
+        /// The file, or `built-in NAME`.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key holds a value the format does not allow.
+    #[error("dialect {origin}: `{key}`: {problem}")]
+    Invalid {
+        /// The file, or `built-in NAME`.
+        origin: String,
+        /// The key, as a dotted path.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// A capability a dialect lacks, the requirements it makes unjudgeable, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lacked {
+    /// The capability, e.g. `seq`.
+    pub capability: String,
+    /// The requirements reported `skip` for it.
+    pub requirements: Vec<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A wire dialect: how to reach, authenticate to, talk to and read a backend (see the
+/// [module documentation](self)). Cheap to clone; clones share the counts of the rules fired.
+#[derive(Clone)]
+pub struct Dialect {
+    spec: Arc<Spec>,
+    origin: Arc<str>,
+    fired: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl std::fmt::Debug for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialect")
+            .field("name", &self.spec.name)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Dialect {
+    /// The canonical dialect.
+    fn default() -> Self {
+        Dialect::canonical()
+    }
+}
+
+impl Dialect {
+    /// The canonical dialect: spec v1 as it is, nothing mapped.
+    pub fn canonical() -> Dialect {
+        Dialect::builtin("canonical").unwrap_or_else(|e| {
+            // The built-in files are parsed by this crate's tests.
+            panic!("the built-in canonical dialect is invalid: {e}")
+        })
+    }
+
+    /// The names of the built-in dialects.
+    pub fn builtin_names() -> Vec<&'static str> {
+        BUILTINS.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// A built-in dialect by name (`canonical`, `netra-legacy`).
+    pub fn builtin(name: &str) -> Result<Dialect, DialectError> {
+        let Some((_, text)) = BUILTINS.iter().find(|(n, _)| *n == name) else {
+            return Err(DialectError::Unknown {
+                name: name.to_owned(),
+                builtins: Dialect::builtin_names().join(", "),
+            });
+        };
+        Dialect::from_toml(text, &format!("built-in {name}"))
+    }
+
+    /// A dialect from a TOML file.
+    pub fn from_file(path: &Path) -> Result<Dialect, DialectError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DialectError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Dialect::from_toml(&text, &path.display().to_string())
+    }
+
+    /// A built-in dialect when `name_or_path` names one, else the dialect file at that path.
+    pub fn load(name_or_path: &str) -> Result<Dialect, DialectError> {
+        if Dialect::builtin_names().contains(&name_or_path) {
+            return Dialect::builtin(name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() && !name_or_path.contains(['/', '\\', '.']) {
+            return Err(DialectError::Unknown {
+                name: name_or_path.to_owned(),
+                builtins: Dialect::builtin_names().join(", "),
+            });
+        }
+        Dialect::from_file(path)
+    }
+
+    /// A dialect from TOML text; `origin` names it in errors (a path, or `built-in NAME`).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Dialect, DialectError> {
+        let spec: Spec = toml::from_str(text).map_err(|e| DialectError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        validate(&spec, origin)?;
+        Ok(Dialect {
+            spec: Arc::new(spec),
+            origin: origin.into(),
+            fired: Arc::default(),
+        })
+    }
+
+    /// The dialect's name, e.g. `netra-legacy`.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// What the dialect describes, in one line.
+    pub fn description(&self) -> &str {
+        &self.spec.description
+    }
+
+    /// Where it came from: a file path, or `built-in NAME`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Whether this dialect maps nothing: verdicts reached through it are canonical ones.
+    pub fn is_canonical(&self) -> bool {
+        let auth = &self.spec.auth;
+        let canonical_auth = spec::Auth::default();
+        self.spec.inbound.is_identity()
+            && self.spec.run.message.is_none()
+            && self.spec.lacks.is_empty()
+            && auth.claims.is_empty()
+            && auth.placement == canonical_auth.placement
+            && auth.subprotocols == canonical_auth.subprotocols
+            && auth.header.eq_ignore_ascii_case(&canonical_auth.header)
+            && auth.header_value == canonical_auth.header_value
+            && auth.query == canonical_auth.query
+    }
+
+    /// The capabilities it lacks, in file order.
+    pub fn lacks(&self) -> Vec<Lacked> {
+        self.spec
+            .lacks
+            .iter()
+            .map(|l| Lacked {
+                capability: l.capability.clone(),
+                requirements: l.requirements.clone(),
+                reason: l.reason.clone(),
+            })
+            .collect()
+    }
+
+    /// The mapping rules fired so far, with how often: the debt of what was judged through
+    /// this dialect (and its clones).
+    pub fn rules_fired(&self) -> Vec<(String, u64)> {
+        self.fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// The same dialect with its own, empty, counts of rules fired: one per run.
+    pub(crate) fn fresh(&self) -> Dialect {
+        Dialect {
+            spec: self.spec.clone(),
+            origin: self.origin.clone(),
+            fired: Arc::default(),
+        }
+    }
+
+    /// Count one firing of `rule`.
+    pub(crate) fn fire(&self, rule: impl Into<String>) {
+        *self
+            .fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(rule.into())
+            .or_default() += 1;
+    }
+
+    /// The path appended to a URL without one.
+    pub(crate) fn endpoint_path(&self) -> Option<&str> {
+        self.spec.endpoint.path.as_deref()
+    }
+
+    /// The placement of every connection the steps open, unless a step names another.
+    pub(crate) fn placement(&self) -> Placement {
+        placement_of(self.spec.auth.placement)
+    }
+
+    /// Whether the dialect documents `placement`.
+    pub(crate) fn supports(&self, placement: Placement) -> bool {
+        self.spec
+            .auth
+            .placements
+            .iter()
+            .any(|p| placement_of(*p) == placement)
+    }
+
+    /// Claims every minted token carries (under the `--jwt-claim` flags).
+    pub(crate) fn claims(&self) -> &Map<String, Value> {
+        &self.spec.auth.claims
+    }
+
+    /// The capabilities the dialect grants beyond those the greeting lists.
+    pub(crate) fn grants(&self) -> &[String] {
+        &self.spec.capabilities.grants
+    }
+
+    /// How many leading characters of the user id the greeting keeps, when it cuts it short.
+    pub(crate) fn greeting_keeps(&self) -> Option<usize> {
+        self.spec.inbound.greeting_user_id.as_ref().map(|t| t.keep)
+    }
+
+    /// The reason `requirement` cannot be judged through this dialect, if it cannot.
+    pub(crate) fn lacked_requirement(&self, requirement: &str) -> Option<&str> {
+        self.spec
+            .lacks
+            .iter()
+            .find(|l| l.requirements.iter().any(|r| r == requirement))
+            .map(|l| l.reason.as_str())
+    }
+
+    /// Why a scenario is skipped before it runs: it is named by a lack, or every requirement it
+    /// checks is lacked.
+    pub(crate) fn skips_scenario(&self, name: &str, tags: &[String]) -> Option<String> {
+        if let Some(l) = self
+            .spec
+            .lacks
+            .iter()
+            .find(|l| l.scenarios.iter().any(|s| s == name))
+        {
+            return Some(self.lacked_because(&l.capability, &l.reason));
+        }
+        let ids: Vec<&String> = tags.iter().filter(|t| t.starts_with("GP-")).collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let reasons: Option<Vec<&str>> = ids.iter().map(|id| self.lacked_requirement(id)).collect();
+        let reasons = reasons?;
+        let lack = self
+            .spec
+            .lacks
+            .iter()
+            .find(|l| l.reason == reasons[0])
+            .map_or("", |l| l.capability.as_str());
+        Some(self.lacked_because(lack, reasons[0]))
+    }
+
+    /// Why an `error` frame with `code` is not expected through this dialect, if it is not.
+    pub(crate) fn lacked_error_code(&self, code: &str) -> Option<String> {
+        self.spec
+            .lacks
+            .iter()
+            .find(|l| l.error_codes.iter().any(|c| c == code))
+            .map(|l| self.lacked_because(&l.capability, &l.reason))
+    }
+
+    /// The skip reason for a lacked capability.
+    pub(crate) fn lacked_because(&self, capability: &str, reason: &str) -> String {
+        format!("dialect {} lacks {capability}: {reason}", self.spec.name)
+    }
+
+    /// A normalizer for the frames one connection of `user` receives.
+    pub(crate) fn normalizer(&self, user: &str) -> Normalizer {
+        Normalizer::new(self.clone(), user)
+    }
+}
+
+fn placement_of(p: PlacementName) -> Placement {
+    match p {
+        PlacementName::Header => Placement::Header,
+        PlacementName::Subprotocol => Placement::Subprotocol,
+        PlacementName::Query => Placement::Query,
+    }
+}
+
+/// The placeholders of `template`: each `{name}` whose name is lowercase letters, digits and `_`.
+pub(crate) fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close)
+                if close > 0
+                    && after[..close]
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                out.push(&after[..close]);
+                rest = &after[close + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    out
+}
+
+/// `template` with each placeholder replaced by `value(name)`.
+pub(crate) fn render(template: &str, value: impl Fn(&str) -> String) -> String {
+    let mut out = template.to_owned();
+    for name in placeholders(template) {
+        out = out.replace(&format!("{{{name}}}"), &value(name));
+    }
+    out
+}
+
+/// Check what serde cannot: names, placeholders, requirement ids, and that nothing synthesized
+/// can pass a requirement.
+fn validate(spec: &Spec, origin: &str) -> Result<(), DialectError> {
+    let invalid = |key: &str, problem: String| DialectError::Invalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        problem,
+    };
+    let only = |key: &str, text: &str, allowed: &[&str]| -> Result<(), DialectError> {
+        match placeholders(text)
+            .into_iter()
+            .find(|p| !allowed.contains(p))
+        {
+            Some(p) => Err(invalid(
+                key,
+                format!(
+                    "unknown placeholder {{{p}}} in {text:?} (allowed: {})",
+                    allowed
+                        .iter()
+                        .map(|a| format!("{{{a}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+    if spec.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty".into()));
+    }
+    if let Some(path) = &spec.endpoint.path
+        && !path.starts_with('/')
+    {
+        return Err(invalid(
+            "endpoint.path",
+            format!("{path:?} must start with /"),
+        ));
+    }
+    let auth = &spec.auth;
+    if !auth.placements.contains(&auth.placement) {
+        return Err(invalid(
+            "auth.placement",
+            format!("{:?} is not one of auth.placements", auth.placement),
+        ));
+    }
+    const TOKEN: [&str; 2] = ["token", "token_b64url"];
+    only("auth.header_value", &auth.header_value, &TOKEN)?;
+    if auth.placements.contains(&PlacementName::Header)
+        && placeholders(&auth.header_value).is_empty()
+    {
+        return Err(invalid(
+            "auth.header_value",
+            "carries no {token} or {token_b64url}".into(),
+        ));
+    }
+    for (i, p) in auth.subprotocols.iter().enumerate() {
+        only(&format!("auth.subprotocols[{i}]"), p, &TOKEN)?;
+    }
+    if auth.placements.contains(&PlacementName::Subprotocol)
+        && !auth
+            .subprotocols
+            .iter()
+            .any(|p| !placeholders(p).is_empty())
+    {
+        return Err(invalid(
+            "auth.subprotocols",
+            "no entry carries {token} or {token_b64url}, yet `subprotocol` is a placement".into(),
+        ));
+    }
+    if let Some(selected) = &auth.selected {
+        only("auth.selected", selected, &TOKEN)?;
+    }
+    for (k, v) in &auth.claims {
+        if let Value::String(s) = v {
+            only(&format!("auth.claims.{k}"), s, &["uuid"])?;
+        }
+    }
+    if let Some(message) = &spec.run.message {
+        if !message.get("type").is_some_and(Value::is_string) {
+            return Err(invalid(
+                "run.message",
+                "must be a table with a string `type`".into(),
+            ));
+        }
+        let mut texts = Vec::new();
+        strings(message, &mut texts);
+        for t in &texts {
+            only("run.message", t, &outbound::MESSAGE_PLACEHOLDERS)?;
+        }
+        if !texts.iter().any(|t| placeholders(t).contains(&"content")) {
+            return Err(invalid("run.message", "carries no {content}".into()));
+        }
+    }
+    let server_type = |name: &str| {
+        MessageType::from_wire(name).is_some_and(|t| t.direction() == SpecDirection::ServerToClient)
+    };
+    let inbound = &spec.inbound;
+    for (from, to) in &inbound.aliases {
+        if !server_type(to) {
+            return Err(invalid(
+                &format!("inbound.aliases.{from}"),
+                format!("{to:?} is not a server type of spec v1"),
+            ));
+        }
+    }
+    for (kind, rules) in &inbound.events {
+        let key = format!("inbound.events.{kind}");
+        if !server_type(kind) {
+            return Err(invalid(
+                &key,
+                format!("{kind:?} is not a server type of spec v1 (rules apply after aliases)"),
+            ));
+        }
+        for (field, map) in &rules.values {
+            if map.is_empty() {
+                return Err(invalid(&format!("{key}.values.{field}"), "is empty".into()));
+            }
+        }
+        for (from, to) in &rules.rename {
+            if from.is_empty() || to.is_empty() || to.split('.').any(str::is_empty) {
+                return Err(invalid(
+                    &format!("{key}.rename.{from}"),
+                    format!("{to:?} is not a field path"),
+                ));
+            }
+        }
+    }
+    if let Some(t) = &inbound.greeting_user_id
+        && t.keep == 0
+    {
+        return Err(invalid(
+            "inbound.greeting_user_id.keep",
+            "must be at least 1".into(),
+        ));
+    }
+    for field in &inbound.inherit {
+        if !["user_id", "thread_id"].contains(&field.as_str()) {
+            return Err(invalid(
+                "inbound.inherit",
+                format!("{field:?}: only user_id and thread_id can be inherited"),
+            ));
+        }
+    }
+    if inbound.synthesize.contains(&spec::Synthesized::ToolCallId) && inbound.pairing.is_empty() {
+        return Err(invalid(
+            "inbound.pairing",
+            "synthesizing tool_call_id needs the pairing key (e.g. [\"run_id\", \"tool_name\"])"
+                .into(),
+        ));
+    }
+    for (i, lack) in spec.lacks.iter().enumerate() {
+        let key = format!("lacks[{i}]");
+        if lack.capability.trim().is_empty() || lack.reason.trim().is_empty() {
+            return Err(invalid(&key, "needs a capability and a reason".into()));
+        }
+        for id in &lack.requirements {
+            if goldenpath_spec::catalogue::requirement(id).is_none() {
+                return Err(invalid(
+                    &format!("{key}.requirements"),
+                    format!("{id:?} names no requirement of spec v1"),
+                ));
+            }
+        }
+    }
+    for s in &inbound.synthesize {
+        let required = s.requirement();
+        if !spec
+            .lacks
+            .iter()
+            .any(|l| l.requirements.iter().any(|r| r == required))
+        {
+            return Err(invalid(
+                "inbound.synthesize",
+                format!(
+                    "a synthesized {} cannot pass {required}: add a [[lacks]] entry naming it",
+                    s.field()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every string inside `value`.
+fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+        Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

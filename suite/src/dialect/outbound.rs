@@ -1,0 +1,112 @@
+//! What the suite sends through a dialect: the token's placement, and the message that starts a
+//! run.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+
+use super::{Dialect, placeholders, render};
+
+/// The placeholders a `run.message` template may use.
+pub(super) const MESSAGE_PLACEHOLDERS: [&str; 4] = ["content", "thread_id", "user_id", "id"];
+
+/// A token placeholder's value: `{token}` the JWT as it is, `{token_b64url}` base64url without
+/// padding of the JWT's text.
+fn token_value(token: &str, name: &str) -> String {
+    match name {
+        "token_b64url" => URL_SAFE_NO_PAD.encode(token.as_bytes()),
+        _ => token.to_owned(),
+    }
+}
+
+impl Dialect {
+    /// The subprotocols to offer with `token` in the subprotocol placement: the entries that
+    /// carry no token, then those that do.
+    pub(crate) fn subprotocols(&self, token: &str) -> (Vec<String>, Vec<String>) {
+        let (bearing, plain): (Vec<&String>, Vec<&String>) = self
+            .spec
+            .auth
+            .subprotocols
+            .iter()
+            .partition(|p| !placeholders(p).is_empty());
+        if !self.is_canonical() {
+            self.fire(format!(
+                "auth: token in the subprotocols {}",
+                self.spec.auth.subprotocols.join(", ")
+            ));
+        }
+        (
+            plain.into_iter().cloned().collect(),
+            bearing
+                .into_iter()
+                .map(|p| render(p, |n| token_value(token, n)))
+                .collect(),
+        )
+    }
+
+    /// The upgrade header carrying `token` in the header placement: (name, value).
+    pub(crate) fn auth_header(&self, token: &str) -> (String, String) {
+        let auth = &self.spec.auth;
+        (
+            auth.header.clone(),
+            render(&auth.header_value, |n| token_value(token, n)),
+        )
+    }
+
+    /// The query parameter carrying the token in the query placement.
+    pub(crate) fn query_param(&self) -> &str {
+        &self.spec.auth.query
+    }
+
+    /// `frame` as this dialect sends it: a canonical `user_message` (a `payload` object with a
+    /// string `content`) becomes the `run.message` template filled in; anything else, such as a
+    /// frame a step sends malformed on purpose, is sent untouched (`None`).
+    pub(crate) fn translate(&self, frame: &Value) -> Option<Value> {
+        let template = self.spec.run.message.as_ref()?;
+        let payload = frame.get("payload")?.as_object()?;
+        if frame.get("type")? != "user_message" || !payload.get("content")?.is_string() {
+            return None;
+        }
+        let lookup = |name: &str| -> Option<Value> {
+            match name {
+                "id" => frame.get("id").cloned(),
+                other => payload.get(other).cloned(),
+            }
+        };
+        let out = fill(template, &lookup)?;
+        self.fire("run: user_message sent through the run.message template");
+        Some(out)
+    }
+}
+
+/// `template` filled in: a string that is exactly one placeholder takes the value as it is (of
+/// any JSON type), and its key or element is left out when there is none; placeholders inside
+/// longer strings are replaced by the value's text. `None` when the template itself vanishes.
+fn fill(template: &Value, lookup: &dyn Fn(&str) -> Option<Value>) -> Option<Value> {
+    match template {
+        Value::String(s) => {
+            let names = placeholders(s);
+            if names.len() == 1 && *s == format!("{{{}}}", names[0]) {
+                return lookup(names[0]);
+            }
+            Some(Value::String(render(s, |n| match lookup(n) {
+                Some(Value::String(v)) => v,
+                Some(other) => other.to_string(),
+                None => String::new(),
+            })))
+        }
+        Value::Array(items) => Some(Value::Array(
+            items.iter().filter_map(|v| fill(v, lookup)).collect(),
+        )),
+        Value::Object(fields) => {
+            let mut out = Map::new();
+            for (k, v) in fields {
+                if let Some(v) = fill(v, lookup) {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        other => Some(other.clone()),
+    }
+}

@@ -1,0 +1,245 @@
+//! The dialect file format, as serde reads it (see `suite/dialects/README.md` for every key).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A dialect file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Spec {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) description: String,
+    #[serde(default)]
+    pub(crate) endpoint: Endpoint,
+    #[serde(default)]
+    pub(crate) auth: Auth,
+    #[serde(default)]
+    pub(crate) run: Run,
+    #[serde(default)]
+    pub(crate) inbound: Inbound,
+    #[serde(default)]
+    pub(crate) capabilities: Capabilities,
+    #[serde(default)]
+    pub(crate) lacks: Vec<Lack>,
+}
+
+/// `[endpoint]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Endpoint {
+    /// Appended to a `--url` that has no path.
+    pub(crate) path: Option<String>,
+}
+
+/// Where a token can travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PlacementName {
+    Header,
+    Subprotocol,
+    Query,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Auth {
+    #[serde(default = "default_placement")]
+    pub(crate) placement: PlacementName,
+    #[serde(default = "default_placements")]
+    pub(crate) placements: Vec<PlacementName>,
+    #[serde(default = "default_header")]
+    pub(crate) header: String,
+    #[serde(default = "default_header_value")]
+    pub(crate) header_value: String,
+    #[serde(default = "default_subprotocols")]
+    pub(crate) subprotocols: Vec<String>,
+    #[serde(default)]
+    pub(crate) selected: Option<String>,
+    #[serde(default = "default_query")]
+    pub(crate) query: String,
+    #[serde(default)]
+    pub(crate) claims: Map<String, Value>,
+}
+
+fn default_placement() -> PlacementName {
+    PlacementName::Header
+}
+fn default_placements() -> Vec<PlacementName> {
+    vec![
+        PlacementName::Header,
+        PlacementName::Subprotocol,
+        PlacementName::Query,
+    ]
+}
+fn default_header() -> String {
+    "Authorization".into()
+}
+fn default_header_value() -> String {
+    "Bearer {token}".into()
+}
+fn default_subprotocols() -> Vec<String> {
+    vec!["goldenpath.v1".into(), "bearer.{token}".into()]
+}
+fn default_query() -> String {
+    "token".into()
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            placement: default_placement(),
+            placements: default_placements(),
+            header: default_header(),
+            header_value: default_header_value(),
+            subprotocols: default_subprotocols(),
+            selected: Some("goldenpath.v1".into()),
+            query: default_query(),
+            claims: Map::new(),
+        }
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Run {
+    /// The message template a canonical `user_message` is translated into.
+    pub(crate) message: Option<Value>,
+}
+
+/// Where a frame's payload comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EnvelopeKind {
+    /// The `payload` object (the canonical envelope).
+    Payload,
+    /// The `data` object.
+    Data,
+    /// The frame's own non-canonical top-level fields.
+    Flat,
+}
+
+/// A field the suite makes up when a frame lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Synthesized {
+    EventId,
+    Seq,
+    ToolCallId,
+}
+
+impl Synthesized {
+    /// The requirement a synthesized value of this field would pass without proving anything.
+    pub(crate) fn requirement(self) -> &'static str {
+        match self {
+            Synthesized::EventId => "GP-WIRE-004",
+            Synthesized::Seq => "GP-SEQ-006",
+            Synthesized::ToolCallId => "GP-SEQ-003",
+        }
+    }
+
+    /// The field's name.
+    pub(crate) fn field(self) -> &'static str {
+        match self {
+            Synthesized::EventId => "event_id",
+            Synthesized::Seq => "seq",
+            Synthesized::ToolCallId => "tool_call_id",
+        }
+    }
+}
+
+/// `[inbound]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Inbound {
+    #[serde(default)]
+    pub(crate) aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) envelopes: Vec<EnvelopeKind>,
+    #[serde(default)]
+    pub(crate) convert_timestamps: bool,
+    #[serde(default)]
+    pub(crate) ignore: Vec<String>,
+    #[serde(default)]
+    pub(crate) synthesize: Vec<Synthesized>,
+    #[serde(default)]
+    pub(crate) pairing: Vec<String>,
+    #[serde(default)]
+    pub(crate) inherit: Vec<String>,
+    #[serde(default)]
+    pub(crate) barrier: Option<Barrier>,
+    #[serde(default)]
+    pub(crate) greeting_user_id: Option<Truncation>,
+    #[serde(default)]
+    pub(crate) events: BTreeMap<String, EventRules>,
+}
+
+impl Inbound {
+    /// Whether nothing is mapped: frames are judged as they came.
+    pub(crate) fn is_identity(&self) -> bool {
+        self.aliases.is_empty()
+            && self.envelopes.is_empty()
+            && !self.convert_timestamps
+            && self.ignore.is_empty()
+            && self.synthesize.is_empty()
+            && self.inherit.is_empty()
+            && self.greeting_user_id.is_none()
+            && self.events.is_empty()
+    }
+}
+
+/// `[inbound.barrier]`: an ignored frame that answers the suite's settle ping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Barrier {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    #[serde(default, rename = "match")]
+    pub(crate) fields: Map<String, Value>,
+}
+
+/// `[inbound.greeting_user_id]`: the greeting shows the user id cut short.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Truncation {
+    pub(crate) keep: usize,
+    #[serde(default)]
+    pub(crate) suffix: String,
+}
+
+/// `[inbound.events.<type>]`: rules for one (canonical) frame type, on its payload.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventRules {
+    #[serde(default)]
+    pub(crate) rename: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) values: BTreeMap<String, BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub(crate) defaults: Map<String, Value>,
+}
+
+/// `[capabilities]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Capabilities {
+    #[serde(default)]
+    pub(crate) grants: Vec<String>,
+}
+
+/// One `[[lacks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Lack {
+    pub(crate) capability: String,
+    pub(crate) reason: String,
+    #[serde(default)]
+    pub(crate) requirements: Vec<String>,
+    #[serde(default)]
+    pub(crate) scenarios: Vec<String>,
+    #[serde(default)]
+    pub(crate) error_codes: Vec<String>,
+}
