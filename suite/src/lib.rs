@@ -183,12 +183,14 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     if scenarios.is_empty() {
         return Err(CheckError::NothingSelected);
     }
-    Ok(Report::build(
+    let mut report = Report::build(
         display,
         options.strict,
         started.elapsed().as_secs_f64() * 1000.0,
         scenarios,
-    ))
+    );
+    report.through_dialect(&dialect);
+    Ok(report)
 }
 
 /// Open one connection and read the capabilities its greeting advertises.

@@ -161,6 +161,45 @@ pub struct RequirementResult {
     pub reason: Option<String>,
     /// The scenarios that checked it.
     pub scenarios: Vec<String>,
+    /// The dialect this verdict was reached through, when it is not the canonical one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+/// A mapping rule of a dialect and how often the run needed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleCount {
+    /// The rule, e.g. `alias: type error_message → error`.
+    pub rule: String,
+    /// How many times it fired.
+    pub count: u64,
+}
+
+/// A capability the dialect lacks, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LackReport {
+    /// The capability, e.g. `seq`.
+    pub capability: String,
+    /// The requirements reported `skip` for it.
+    pub requirements: Vec<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// The non-canonical dialect a report's verdicts were reached through, and its migration
+/// debt: the mapping rules the run needed and the capabilities the dialect lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialectReport {
+    /// The dialect's name, e.g. `netra-legacy`.
+    pub name: String,
+    /// Where it came from: `built-in NAME` or a file path.
+    pub origin: String,
+    /// The migration debt: how many distinct rules fired plus how many capabilities are lacked.
+    pub debt: usize,
+    /// The rules that fired, with how often, by rule.
+    pub rules: Vec<RuleCount>,
+    /// The capabilities lacked.
+    pub lacks: Vec<LackReport>,
 }
 
 /// Counts of requirements by verdict.
@@ -197,6 +236,24 @@ pub struct Report {
     pub requirements: Vec<RequirementResult>,
     /// One entry per scenario run.
     pub scenarios: Vec<ScenarioResult>,
+    /// The dialect the verdicts were reached through, when it is not the canonical one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<DialectReport>,
+}
+
+/// Count the requirements by verdict.
+fn totals(requirements: &[RequirementResult]) -> Totals {
+    let mut totals = Totals::default();
+    for r in requirements {
+        match r.verdict {
+            Verdict::Pass => totals.pass += 1,
+            Verdict::PassNonstrict => totals.pass_nonstrict += 1,
+            Verdict::Skip => totals.skip += 1,
+            Verdict::Fail => totals.fail += 1,
+            Verdict::Error => totals.error += 1,
+        }
+    }
+    totals
 }
 
 /// The report format's name and version.
@@ -293,17 +350,8 @@ impl Report {
                 verdict,
                 reason,
                 scenarios: names,
+                via: None,
             });
-        }
-        let mut totals = Totals::default();
-        for r in &requirements {
-            match r.verdict {
-                Verdict::Pass => totals.pass += 1,
-                Verdict::PassNonstrict => totals.pass_nonstrict += 1,
-                Verdict::Skip => totals.skip += 1,
-                Verdict::Fail => totals.fail += 1,
-                Verdict::Error => totals.error += 1,
-            }
         }
         Report {
             format: REPORT_FORMAT.to_owned(),
@@ -311,10 +359,51 @@ impl Report {
             target,
             strict,
             duration_ms,
-            totals,
+            totals: totals(&requirements),
             requirements,
             scenarios,
+            dialect: None,
         }
+    }
+
+    /// Mark the verdicts as reached through `dialect`, unless it is the canonical one: every
+    /// requirement it lacks becomes `skip` with the dialect's reason (whatever the scenarios
+    /// found: what it lacks cannot be judged through it, and is never a pass), every other
+    /// verdict names the dialect in `via`, and the report gets the dialect's migration debt —
+    /// the rules fired so far and the capabilities lacked.
+    pub fn through_dialect(&mut self, dialect: &crate::Dialect) {
+        if dialect.is_canonical() {
+            return;
+        }
+        let lacks = dialect.lacks();
+        for r in &mut self.requirements {
+            if let Some(lack) = lacks.iter().find(|l| l.requirements.contains(&r.id)) {
+                r.verdict = Verdict::Skip;
+                r.reason = Some(dialect.lacked_because(&lack.capability, &lack.reason));
+            } else if r.verdict != Verdict::Skip {
+                r.via = Some(dialect.name().to_owned());
+            }
+        }
+        self.totals = totals(&self.requirements);
+        let rules: Vec<RuleCount> = dialect
+            .rules_fired()
+            .into_iter()
+            .map(|(rule, count)| RuleCount { rule, count })
+            .collect();
+        self.dialect = Some(DialectReport {
+            name: dialect.name().to_owned(),
+            origin: dialect.origin().to_owned(),
+            debt: rules.len() + lacks.len(),
+            rules,
+            lacks: lacks
+                .into_iter()
+                .map(|l| LackReport {
+                    capability: l.capability,
+                    requirements: l.requirements,
+                    reason: l.reason,
+                })
+                .collect(),
+        });
     }
 
     /// Whether the target kept every requirement checked (errors make a run inconclusive, not

@@ -95,12 +95,14 @@ pub fn validate(options: &ValidateOptions) -> Result<Report, ValidateError> {
         if captures.len() == 1 { "" } else { "s" },
         names.join(", ")
     );
-    Ok(Report::build(
+    let mut report = Report::build(
         target,
         options.strict,
         started.elapsed().as_secs_f64() * 1000.0,
         scenarios,
-    ))
+    );
+    report.through_dialect(&dialect);
+    Ok(report)
 }
 
 /// One capture, judged frame by frame, as one scenario.

@@ -1185,6 +1185,118 @@ fn a_constructed_report_shows_its_evidence() {
     goldens.finish();
 }
 
+/// A capture of the legacy backend of `legacy-protocol.md`: greeting, a run in its three
+/// envelopes, a flat error and an idle heartbeat.
+fn legacy_capture() -> String {
+    let user = "0123abcd-gp1a2b3c-s7-alice";
+    let received = |t_ms: f64, frame: Value| {
+        json!({"direction": "received", "t_ms": t_ms, "frame": frame}).to_string()
+    };
+    let run = |kind: &str| {
+        json!({"type": kind, "run_id": "run_1", "user_id": user, "thread_id": "thread_1",
+               "agent_name": "supervisor_agent", "timestamp": "2026-11-23T10:00:00.5+00:00"})
+    };
+    let mut started = run("agent_started");
+    started["data"] = json!({"status": "started"});
+    let mut thinking = run("agent_thinking");
+    thinking["timestamp"] = json!(1795428000.6);
+    thinking["reasoning"] = json!("Looking for what the user asks.");
+    thinking["step_number"] = json!(1);
+    let mut executing = run("tool_executing");
+    executing["tool_name"] = json!("knowledge_search");
+    executing["data"] = json!({"parameters": {"query": "hello"}});
+    let mut completed = run("tool_completed");
+    completed["user_id"] = Value::Null;
+    for (k, v) in [
+        ("tool_name", json!("knowledge_search")),
+        ("execution_id", json!("exec_1")),
+        ("results", json!({"matches": 1})),
+        ("success", json!(true)),
+        ("timestamp", json!(1795428000.7)),
+    ] {
+        completed[k] = v;
+    }
+    let lines = [
+        json!({"capture": "goldenpath/1", "connection": "alice#1", "user": user,
+               "feature": "legacy", "scenario": "A legacy run"})
+        .to_string(),
+        received(
+            2.0,
+            json!({"type": "connection_established", "timestamp": 1795428000.25,
+                   "data": {"connection_id": "main_0a1b2c3d", "user_id": "0123abcd...",
+                            "mode": "isolated"}, "server_id": null, "correlation_id": null}),
+        ),
+        json!({"direction": "sent", "t_ms": 3.0,
+               "frame": {"type": "user_message", "payload": {"content": "hello"}}})
+        .to_string(),
+        received(4.0, started),
+        received(5.0, thinking),
+        received(6.0, executing),
+        received(7.0, completed),
+        received(
+            8.0,
+            json!({"type": "agent_completed", "run_id": "run_1", "agent_name": "supervisor_agent",
+                   "timestamp": "2026-11-23T10:00:00.8Z",
+                   "payload": {"status": "completed", "final_response": "Found 1 match."}}),
+        ),
+        received(
+            9.0,
+            json!({"type": "error_message", "error_code": "JSON_PARSE_ERROR",
+                   "error_message": "invalid JSON", "details": {}, "timestamp": 1795428001.0}),
+        ),
+        received(
+            40000.0,
+            json!({"type": "heartbeat", "data": {"connection_id": "main_0a1b2c3d", "stats": {}},
+                   "timestamp": 1795428040.0}),
+        ),
+    ];
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_report_through_a_dialect_marks_its_verdicts_and_shows_its_debt() {
+    let dir = std::env::temp_dir().join(format!("gp-writers-dialect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("alice.jsonl");
+    std::fs::write(&file, legacy_capture()).unwrap();
+    let judge = |dialect: &str| {
+        let options = goldenpath::ValidateOptions {
+            captures: vec![file.clone()],
+            strict: false,
+            dialect: goldenpath::Dialect::load(dialect).unwrap(),
+        };
+        goldenpath::validate(&options).unwrap()
+    };
+    let raw = judge("canonical");
+    let mut report = judge("netra-legacy");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Read raw, the legacy breaks the contract; through its dialect, what can be judged holds.
+    assert!(!raw.conformant());
+    assert!(raw.dialect.is_none());
+    assert!(report.conformant(), "{}", writer::summary(&report));
+    for r in &report.requirements {
+        match r.verdict {
+            Verdict::Skip => assert!(r.reason.as_deref().unwrap().contains("netra-legacy lacks")),
+            _ => assert_eq!(r.via.as_deref(), Some("netra-legacy"), "{}", r.id),
+        }
+    }
+    let skipped: Vec<&str> = report.ids_with(Verdict::Skip);
+    assert_eq!(skipped, ["GP-SEQ-003", "GP-SEQ-006", "GP-WIRE-004"]);
+    let debt = report.dialect.clone().unwrap();
+    assert_eq!(debt.debt, debt.rules.len() + debt.lacks.len());
+    let rule = |name: &str| debt.rules.iter().find(|r| r.rule == name).map(|r| r.count);
+    assert_eq!(rule("alias: type error_message → error"), Some(1));
+    assert_eq!(rule("ignore: heartbeat"), Some(1));
+    assert_eq!(
+        rule("synthesize: seq (counted per run on each connection)"),
+        Some(5)
+    );
+    report.target = "a legacy capture (offline)".into();
+    let mut goldens = Goldens::default();
+    check_writers(&mut goldens, "dialect", &report);
+    goldens.finish();
+}
+
 #[test]
 fn a_strict_run_fails_a_missed_should_everywhere() {
     let lenient = constructed();

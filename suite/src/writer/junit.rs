@@ -78,6 +78,15 @@ pub fn to_junit(report: &Report) -> String {
             n(Verdict::Error),
             n(Verdict::Skip)
         );
+        if let Some(d) = &report.dialect {
+            // Every verdict of the suite was reached through the dialect.
+            let _ = writeln!(
+                xml,
+                "    <properties>\n      <property name=\"dialect\" value=\"{}\"/>\n      <property name=\"migration_debt\" value=\"{}\"/>\n    </properties>",
+                escape(&d.name),
+                d.debt
+            );
+        }
         for s in scenarios {
             let _ = writeln!(
                 xml,

@@ -11,9 +11,14 @@ const TRANSCRIPT_TAIL: usize = 8;
 /// The summary printed after a run.
 pub fn summary(report: &Report) -> String {
     let mut out = String::new();
+    let via = report
+        .dialect
+        .as_ref()
+        .map(|d| format!(" via {}", d.name))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "goldenpath: spec v{} against {}",
+        "goldenpath: spec v{} against {}{via}",
         report.spec_version, report.target
     );
     let _ = writeln!(out);
@@ -60,6 +65,7 @@ pub fn summary(report: &Report) -> String {
                 .reason
                 .as_deref()
                 .map(|s| format!(" ({s})"))
+                .or_else(|| r.via.as_deref().map(|d| format!(" (via {d})")))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -81,6 +87,29 @@ pub fn summary(report: &Report) -> String {
         let _ = writeln!(out);
         evidence(&mut out, s, outcome(report, s));
     }
+    if let Some(d) = &report.dialect {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "migration debt via {} ({}): {} ({} mapping rules needed, {} capabilities lacked)",
+            d.name,
+            d.origin,
+            d.debt,
+            d.rules.len(),
+            d.lacks.len()
+        );
+        for r in &d.rules {
+            let _ = writeln!(out, "  rule  {:>6}x  {}", r.count, r.rule);
+        }
+        for l in &d.lacks {
+            let ids = if l.requirements.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", l.requirements.join(" "))
+            };
+            let _ = writeln!(out, "  lacks {}{ids}: {}", l.capability, l.reason);
+        }
+    }
     let _ = writeln!(out);
     let scenarios = report.scenarios.len();
     let verdict = if report.conformant() {
@@ -92,7 +121,7 @@ pub fn summary(report: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "{verdict}: {} requirements passed, {} failed, {} errors, {} skipped, {} SHOULD missed; {scenarios} scenarios in {:.1} s",
+        "{verdict}{via}: {} requirements passed, {} failed, {} errors, {} skipped, {} SHOULD missed; {scenarios} scenarios in {:.1} s",
         t.pass,
         t.fail,
         t.error,
