@@ -152,6 +152,19 @@ async fn usage_and_configuration_errors_exit_2() {
             vec!["check", "--baseline", "/nonexistent/report.json"],
             "baseline",
         ),
+        (
+            vec!["check", "--dialect", "nope"],
+            "the built-ins are canonical, netra-legacy",
+        ),
+        (
+            vec!["check", "--dialect", "/nonexistent/dialect.toml"],
+            "dialect file /nonexistent/dialect.toml",
+        ),
+        (vec!["check", "--dialect", "netra-legacy"], "needs --url"),
+        (
+            vec!["validate", "--dialect", "nope", "/nonexistent/capture.jsonl"],
+            "the built-ins are canonical, netra-legacy",
+        ),
     ] {
         let (code, out, err) = goldenpath(&args).await;
         assert_eq!(code, 2, "{args:?}\nstdout:\n{out}\nstderr:\n{err}");
