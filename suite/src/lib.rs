@@ -2,7 +2,9 @@
 //! features against it, validates every frame, and reports per requirement with evidence.
 //!
 //! The front door is [`check`] with [`Options`]; it returns a [`Report`] that the writers in
-//! [`writer`] turn into a terminal summary, JSON or JUnit.
+//! [`writer`] turn into a terminal summary, JSON or JUnit. A backend that speaks a legacy cousin
+//! of the contract is checked through a [`Dialect`] (`Options::dialect`, `--dialect`): its
+//! verdicts are marked, and the mapping rules it needed are reported as migration debt.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), goldenpath::CheckError> {

@@ -162,7 +162,12 @@ async fn usage_and_configuration_errors_exit_2() {
         ),
         (vec!["check", "--dialect", "netra-legacy"], "needs --url"),
         (
-            vec!["validate", "--dialect", "nope", "/nonexistent/capture.jsonl"],
+            vec![
+                "validate",
+                "--dialect",
+                "nope",
+                "/nonexistent/capture.jsonl",
+            ],
             "the built-ins are canonical, netra-legacy",
         ),
     ] {

@@ -316,19 +316,18 @@ impl Dialect {
         {
             return Some(self.lacked_because(&l.capability, &l.reason));
         }
-        let ids: Vec<&String> = tags.iter().filter(|t| t.starts_with("GP-")).collect();
-        if ids.is_empty() {
-            return None;
+        let mut lacks = tags.iter().filter(|t| t.starts_with("GP-")).map(|id| {
+            self.spec
+                .lacks
+                .iter()
+                .find(|l| l.requirements.iter().any(|r| r == id))
+        });
+        let first = lacks.next()??;
+        if lacks.all(|l| l.is_some()) {
+            Some(self.lacked_because(&first.capability, &first.reason))
+        } else {
+            None
         }
-        let reasons: Option<Vec<&str>> = ids.iter().map(|id| self.lacked_requirement(id)).collect();
-        let reasons = reasons?;
-        let lack = self
-            .spec
-            .lacks
-            .iter()
-            .find(|l| l.reason == reasons[0])
-            .map_or("", |l| l.capability.as_str());
-        Some(self.lacked_because(lack, reasons[0]))
     }
 
     /// Why an `error` frame with `code` is not expected through this dialect, if it is not.
