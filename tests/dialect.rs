@@ -5,6 +5,10 @@
 //! greeting, the mixed envelopes of a run, in-band refusals with 1008, `THREAD_NOT_FOUND`,
 //! `ack`), or the dialect tests after it would prove nothing.
 
+#[path = "e2e/common.rs"]
+mod common;
+#[path = "dialect/conformance.rs"]
+mod conformance;
 #[path = "legacy/mod.rs"]
 mod legacy;
 
