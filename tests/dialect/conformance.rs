@@ -80,6 +80,16 @@ fn options(server: &LegacyServer, dialect: Dialect) -> Options {
     }
 }
 
+/// Start the legacy server with `config`, check it through netra-legacy, stop it.
+async fn check_legacy(config: Config) -> Report {
+    let server = LegacyServer::start(config).await.expect("start");
+    let report = goldenpath::check(options(&server, netra()), None)
+        .await
+        .expect("a verdict");
+    server.stop().await;
+    report
+}
+
 fn verdicts(report: &Report) -> BTreeMap<String, Verdict> {
     report
         .requirements
@@ -100,13 +110,7 @@ fn failures(report: &Report) -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_correct_legacy_server_is_conformant_through_netra_legacy() {
-    let server = LegacyServer::start(Config::new(SECRET))
-        .await
-        .expect("start");
-    let report = goldenpath::check(options(&server, netra()), None)
-        .await
-        .expect("a verdict");
-    server.stop().await;
+    let report = check_legacy(Config::new(SECRET)).await;
     assert!(report.conformant(), "failed: {}", failures(&report));
     let verdicts = verdicts(&report);
     for id in LACKED {
@@ -145,13 +149,7 @@ async fn the_correct_legacy_server_is_conformant_through_netra_legacy() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_legacy_server_in_demo_mode_fails_isolation() {
-    let server = LegacyServer::start(Config::demo(SECRET))
-        .await
-        .expect("start");
-    let report = goldenpath::check(options(&server, netra()), None)
-        .await
-        .expect("a verdict");
-    server.stop().await;
+    let report = check_legacy(Config::demo(SECRET)).await;
     assert!(!report.conformant());
     let failed = report.ids_with(Verdict::Fail);
     for id in ["GP-ISO-002", "GP-CONN-002"] {
