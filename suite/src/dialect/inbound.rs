@@ -4,7 +4,7 @@
 //! fields, the `seq` it gave and the tool calls it opened, so that frames missing them can be
 //! completed. The order of the rules is fixed: alias the type; ignore; take the payload from
 //! the envelope and move the other top-level fields into it; rename, map values and fill
-//! defaults of the type's payload; convert the timestamp; restore the greeting's user id; then
+//! defaults (then those of a matching `when`) of the type's payload; convert the timestamp; restore the greeting's user id; then
 //! the run's identity, `seq` and tool-call id; last the `event_id`. Each rule that changes the
 //! frame is counted on the dialect ([`Dialect::fire`]).
 
@@ -165,9 +165,23 @@ impl Normalizer {
                 }
             }
             for (field, v) in &rules.defaults {
-                if !payload.contains_key(field) {
-                    payload.insert(field.clone(), v.clone());
+                if get_path(payload, field).is_none() {
+                    put_path(payload, field, v.clone());
                     self.fire(format!("default: {kind}.{field} = {v}"));
+                }
+            }
+            for when in &rules.when {
+                if get_path(payload, &when.field) != Some(&when.equals) {
+                    continue;
+                }
+                for (field, v) in &when.defaults {
+                    if get_path(payload, field).is_none() {
+                        put_path(payload, field, v.clone());
+                        self.fire(format!(
+                            "default: {kind}.{field} when {} = {}",
+                            when.field, when.equals
+                        ));
+                    }
                 }
             }
         }

@@ -220,6 +220,17 @@ pub(crate) struct EventRules {
     pub(crate) values: BTreeMap<String, BTreeMap<String, Value>>,
     #[serde(default)]
     pub(crate) defaults: Map<String, Value>,
+    #[serde(default)]
+    pub(crate) when: Vec<Conditional>,
+}
+
+/// One `[[inbound.events.<type>.when]]`: defaults set only when a payload field has a value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Conditional {
+    pub(crate) field: String,
+    pub(crate) equals: Value,
+    pub(crate) defaults: Map<String, Value>,
 }
 
 /// `[capabilities]`.

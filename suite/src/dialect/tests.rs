@@ -407,3 +407,42 @@ fn lacked_requirements_skip_their_scenarios_with_the_reason() {
             .is_none()
     );
 }
+
+#[test]
+fn a_failed_legacy_tool_gets_the_error_object_the_schema_wants_and_only_then() {
+    let d = legacy();
+    let mut n = d.normalizer("u1");
+    let mut completed = |success: bool, extra: Value| {
+        let exec = json!({"type": "tool_executing", "run_id": "r", "user_id": "u1",
+                          "thread_id": "t", "timestamp": 1.0, "tool_name": "search"});
+        frame(&mut n, exec);
+        let mut f = json!({"type": "tool_completed", "run_id": "r", "user_id": "u1",
+                           "thread_id": "t", "timestamp": 1.0, "tool_name": "search",
+                           "results": null, "success": success});
+        f.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        frame(&mut n, f)
+    };
+    let valid = |f: &Value| goldenpath_spec::schema::validate(MessageType::ToolCompleted, f);
+
+    let failed = completed(false, json!({}));
+    assert!(valid(&failed).is_ok(), "{failed}: {:?}", valid(&failed));
+    assert_eq!(failed["payload"]["status"], "error");
+    assert_eq!(failed["payload"]["error"]["code"], "tool_failed");
+
+    let ok = completed(true, json!({}));
+    assert!(valid(&ok).is_ok(), "{ok}");
+    assert!(ok["payload"].get("error").is_none(), "{ok}");
+
+    // A reason the backend gives is kept.
+    let own = json!({"error": {"code": "timeout", "message": "search timed out"}});
+    let reasoned = completed(false, own);
+    assert_eq!(reasoned["payload"]["error"]["code"], "timeout");
+
+    let rules: BTreeMap<String, u64> = d.rules_fired().into_iter().collect();
+    assert_eq!(
+        rules["default: tool_completed.error when status = \"error\""],
+        1
+    );
+}
