@@ -4,8 +4,9 @@
 //! fields, the `seq` it gave and the tool calls it opened, so that frames missing them can be
 //! completed. The order of the rules is fixed: alias the type; ignore; take the payload from
 //! the envelope and move the other top-level fields into it; rename, map values and fill
-//! defaults (then those of a matching `when`) of the type's payload; convert the timestamp; restore the greeting's user id; then
-//! the run's identity, `seq` and tool-call id; last the `event_id`. Each rule that changes the
+//! defaults (then those of a matching `when`) of the type's payload; convert the timestamp;
+//! restore the greeting's user id; then the run's identity, `seq` and tool-call id; last the
+//! `event_id`. Each rule that changes the
 //! frame is counted on the dialect ([`Dialect::fire`]).
 
 use serde_json::{Map, Value};
@@ -164,24 +165,17 @@ impl Normalizer {
                     self.fire(format!("value: {kind}.{field} {text} → {to}"));
                 }
             }
-            for (field, v) in &rules.defaults {
-                if get_path(payload, field).is_none() {
-                    put_path(payload, field, v.clone());
-                    self.fire(format!("default: {kind}.{field} = {v}"));
-                }
-            }
+            self.fill(payload, &rules.defaults, |field, v| {
+                format!("default: {kind}.{field} = {v}")
+            });
             for when in &rules.when {
-                if get_path(payload, &when.field) != Some(&when.equals) {
-                    continue;
-                }
-                for (field, v) in &when.defaults {
-                    if get_path(payload, field).is_none() {
-                        put_path(payload, field, v.clone());
-                        self.fire(format!(
+                if get_path(payload, &when.field) == Some(&when.equals) {
+                    self.fill(payload, &when.defaults, |field, _| {
+                        format!(
                             "default: {kind}.{field} when {} = {}",
                             when.field, when.equals
-                        ));
-                    }
+                        )
+                    });
                 }
             }
         }
@@ -308,6 +302,21 @@ impl Normalizer {
         }
         for rule in fired {
             self.fire(rule);
+        }
+    }
+
+    /// Set each of `defaults` (dotted paths) that `payload` lacks, firing the rule `rule` names.
+    fn fill(
+        &self,
+        payload: &mut Map<String, Value>,
+        defaults: &Map<String, Value>,
+        rule: impl Fn(&str, &Value) -> String,
+    ) {
+        for (field, v) in defaults {
+            if get_path(payload, field).is_none() {
+                put_path(payload, field, v.clone());
+                self.fire(rule(field, v));
+            }
         }
     }
 
