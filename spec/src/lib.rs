@@ -8,9 +8,11 @@
 //!
 //! - [`schema`]: one compiled validator per [`MessageType`];
 //! - [`machine`]: the five-event state machine, read from `sequence.toml`, judging runs;
-//! - [`catalogue`]: the requirements and the feature files.
+//! - [`catalogue`]: the requirements and the feature files;
+//! - [`limits`]: the clock-skew bound and the quiet window after a run (`features/limits.toml`).
 
 pub mod catalogue;
+pub mod limits;
 pub mod machine;
 mod message;
 pub mod schema;

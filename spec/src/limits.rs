@@ -1,0 +1,77 @@
+//! The contract's limits (`features/limits.toml`): the clock-skew bound on token times and the
+//! quiet window after a run's terminal event. Both the reference router and the runner read
+//! them here.
+//!
+//! ```
+//! use goldenpath_spec::limits::limits;
+//! assert_eq!(limits().auth.clock_skew_s, 60);
+//! assert!(limits().run.quiet_after_terminal_ms >= 1000);
+//! ```
+
+use serde::Deserialize;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The text of `features/limits.toml`.
+pub const LIMITS: &str = include_str!("../../features/limits.toml");
+
+/// Every limit of `features/limits.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Token times.
+    pub auth: AuthLimits,
+    /// Runs.
+    pub run: RunLimits,
+}
+
+/// The `[auth]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthLimits {
+    /// How far `exp` and `nbf` may be stretched for clock skew, in seconds.
+    pub clock_skew_s: u64,
+}
+
+/// The `[run]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunLimits {
+    /// After a run's terminal event, how long no frame of that run may arrive, in milliseconds.
+    pub quiet_after_terminal_ms: u64,
+}
+
+impl AuthLimits {
+    /// The clock-skew bound as a duration.
+    pub fn clock_skew(&self) -> Duration {
+        Duration::from_secs(self.clock_skew_s)
+    }
+}
+
+impl RunLimits {
+    /// The quiet window after a terminal event as a duration.
+    pub fn quiet_after_terminal(&self) -> Duration {
+        Duration::from_millis(self.quiet_after_terminal_ms)
+    }
+}
+
+/// The limits, parsed once. The file is tested with the crate, so a parse failure here is a
+/// bug of this crate.
+pub fn limits() -> &'static Limits {
+    static LIMITS_PARSED: OnceLock<Limits> = OnceLock::new();
+    LIMITS_PARSED.get_or_init(|| {
+        toml::from_str(LIMITS).unwrap_or_else(|e| panic!("features/limits.toml: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_parses_and_keeps_the_bounds_the_requirements_state() {
+        let l = limits();
+        assert!(l.auth.clock_skew_s <= 60, "the skew bound is at most 60 s");
+        assert!(l.run.quiet_after_terminal_ms >= 1000, "the quiet window is at least 1 s");
+    }
+}
