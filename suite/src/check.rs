@@ -11,8 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Exit codes: 0 conformant, 1 not conformant, 2 usage or configuration error, 3 target
-/// unreachable.
+/// Exit codes: 0 conformant (every MUST ran and passed), 1 not conformant, 2 usage or
+/// configuration error or an inconclusive run (the suite or the network broke), 3 target
+/// unreachable, 4 incomplete (a MUST did not run: the summary says which and how to enable it),
+/// 5 partial (--only or --tags narrowed the run).
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
@@ -65,9 +67,16 @@ pub(crate) struct CheckArgs {
     /// Users in the scenarios that connect many users (default: each scenario's own, 8).
     #[arg(long)]
     users: Option<usize>,
-    /// Bound on every wait on the network, in seconds.
+    /// Bound on each wait for an answer the spec sets no budget for (a handshake, an error
+    /// frame, a close), in seconds. Waits the spec budgets (a run until its terminal event:
+    /// the run timeout) last their budget, whatever this says.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
+    /// The run timeout the target promises, in seconds, when it is tighter than the spec's
+    /// (30 s): a run not ended this long after its message fails GP-SEQ-008 sooner. Longer
+    /// than the spec's is refused.
+    #[arg(long, value_name = "SECS")]
+    run_timeout: Option<f64>,
     /// Scenarios run at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -150,6 +159,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         selection,
         users: args.users,
         timeout: Duration::from_secs_f64(args.timeout),
+        run_timeout: args.run_timeout.map(Duration::from_secs_f64),
         strict: args.strict,
         concurrency: args.concurrency,
         record: args.record.clone(),
@@ -204,7 +214,7 @@ pub(crate) fn write_reports(
     if let Some(baseline) = baseline {
         return compare(report, baseline);
     }
-    ExitCode::from(if report.conformant() { 0 } else { 1 })
+    ExitCode::from(report.state.exit_code())
 }
 
 fn selection(args: &CheckArgs) -> Result<Selection, String> {
@@ -227,6 +237,7 @@ fn selection(args: &CheckArgs) -> Result<Selection, String> {
     }
     Ok(Selection {
         tags,
+        tags_text: args.tags.clone(),
         only: args.only.clone(),
     })
 }

@@ -68,6 +68,8 @@ pub(crate) fn requirement_tags(tags: &[String]) -> Vec<String> {
 pub struct Selection {
     /// A cucumber tag expression, e.g. `@isolation and not @directives`.
     pub tags: Option<gherkin::tagexpr::TagOperation>,
+    /// The tag expression as the user wrote it, for the report.
+    pub tags_text: Option<String>,
     /// Requirement id prefixes, e.g. `GP-SEQ`; a scenario runs when one of its ids starts with
     /// one of them.
     pub only: Vec<String>,
@@ -107,7 +109,6 @@ struct Partial {
     started: Option<Instant>,
     duration_ms: f64,
     steps: Vec<StepResult>,
-    failed_messages: Vec<String>,
     finished: bool,
 }
 
@@ -152,13 +153,21 @@ impl Collector {
                     event::StepError::Panic(info) => panic_text(info),
                     other => other.to_string(),
                 };
-                partial.failed_messages.push(text.clone());
-                let verdict = if text.starts_with(crate::world::ERROR_PREFIX) {
-                    Verdict::Error
+                // The verdict travels in the world's typed findings; the message is for people.
+                // A step that failed without recording one is the suite's bug, not the target's.
+                if text.starts_with(crate::world::FINDING_PREFIX) {
+                    (Verdict::Fail, Some(text))
+                } else if text.starts_with(crate::world::ERROR_PREFIX) {
+                    (Verdict::Error, Some(text))
                 } else {
-                    Verdict::Fail
-                };
-                (verdict, Some(text))
+                    (
+                        Verdict::Error,
+                        Some(format!(
+                            "{} the step failed without naming a requirement (a bug of the suite): {text}",
+                            crate::world::ERROR_PREFIX
+                        )),
+                    )
+                }
             }
         };
         partial.steps.push(StepResult {
@@ -181,43 +190,25 @@ impl Collector {
     }
 }
 
-/// Turn a scenario's step outcomes and its world's evidence into its result.
+/// Turn a scenario's step outcomes and its world's evidence into its result. The findings are
+/// the typed ones the steps and the on-arrival checks recorded: nothing is read back out of a
+/// step's message.
 fn assemble(p: Partial, outcome: ScenarioOutcome) -> ScenarioResult {
     let requirements = requirement_tags(&p.tags);
-    let mut findings: Vec<Finding> = outcome.findings;
-    let step_failed = p.steps.iter().any(|s| s.verdict == Verdict::Fail);
+    let findings: Vec<Finding> = outcome.findings;
     let step_error = p.steps.iter().any(|s| s.verdict == Verdict::Error);
-    if step_failed {
-        // A failing step names the requirements it checks (`[GP-ROUTE-002] ...`); one that
-        // names none fails every requirement of the scenario.
-        for message in p
-            .failed_messages
-            .iter()
-            .filter(|m| !m.starts_with(crate::world::ERROR_PREFIX))
-        {
-            let named: Vec<String> = ids_in(message);
-            let targets = if named.is_empty() {
-                requirements.clone()
-            } else {
-                named
-            };
-            for requirement in targets {
-                findings.push(Finding {
-                    requirement,
-                    expected: "the step to hold".to_owned(),
-                    got: message.clone(),
-                    connection: None,
-                    frame_index: None,
-                });
-            }
-        }
-    }
-    let verdict = if outcome.skip_reason.is_some() && !step_failed && findings.is_empty() {
-        Verdict::Skip
-    } else if !findings.is_empty() {
+    // Its checks all executed: every step ran and passed, nothing skipped or stopped the
+    // scenario. Only then does it count for the requirements it is tagged with.
+    let ran_through = p.finished
+        && outcome.skip_reason.is_none()
+        && !p.steps.is_empty()
+        && p.steps.iter().all(|s| s.verdict == Verdict::Pass);
+    let verdict = if !findings.is_empty() {
         Verdict::Fail
     } else if step_error || !p.finished {
         Verdict::Error
+    } else if outcome.skip_reason.is_some() {
+        Verdict::Skip
     } else {
         Verdict::Pass
     };
@@ -229,6 +220,7 @@ fn assemble(p: Partial, outcome: ScenarioOutcome) -> ScenarioResult {
         tags: p.tags,
         verdict,
         skip_reason: outcome.skip_reason,
+        ran_through,
         duration_ms: p.duration_ms,
         steps: p.steps,
         findings,
@@ -239,21 +231,6 @@ fn assemble(p: Partial, outcome: ScenarioOutcome) -> ScenarioResult {
         },
         leak_matrix: outcome.leak_matrix,
     }
-}
-
-/// The requirement ids written in a message.
-fn ids_in(message: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    for (i, _) in message.match_indices("GP-") {
-        let id: String = message[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
-        if goldenpath_spec::catalogue::requirement(&id).is_some() && !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    ids
 }
 
 impl cucumber::Writer<GoldenWorld> for Collector {
@@ -349,6 +326,7 @@ pub(crate) async fn execute(
             // A scenario the dialect cannot judge is skipped before it runs, with the reason.
             let tags: Vec<String> = feature.tags.iter().chain(&scenario.tags).cloned().collect();
             world.skip = ctx.dialect.skips_scenario(&scenario.name, &tags);
+            world.requirements = requirement_tags(&tags);
             world.ctx = Some(ctx.clone());
             async {}.boxed_local()
         })

@@ -7,6 +7,12 @@
 //! fed to their run's state machine (`GP-SEQ-*`). What breaks is kept as [`Finding`]s, each
 //! pointing at its frame in the connection's transcript.
 //!
+//! Live, every frame is also checked for its owner (`GP-ISO-002`): a run frame whose run another
+//! user's message started (known by the `request_id` its `agent_started` echoes, else by its
+//! `user_id`), or a frame carrying another user's canary (a nonce every `user_message` of that
+//! user carries, so that echoed content is caught too), is a leak, with who sent it and who got
+//! it. No frame is dropped by owner before it is judged.
+//!
 //! Through a [`Dialect`] other than the canonical one, each frame is first normalized (the one
 //! place that happens on the way in): the checks and the steps see the canonical frame, the
 //! transcript keeps the frame as it came, and findings on requirements the dialect lacks are
@@ -16,9 +22,10 @@ use goldenpath_spec::machine::RunTracker;
 use goldenpath_spec::{Direction as SpecDirection, MessageType, schema};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use crate::dialect::{Dialect, Normalized, Normalizer};
-use crate::report::Finding;
+use crate::report::{Finding, Leak};
 
 /// The wire requirements a [`Judge`] checks on every frame; the others it checks are the run's
 /// state machine's.
@@ -39,10 +46,88 @@ pub(crate) enum Judged {
     NotObject,
 }
 
+/// Who owns what across one check: the users' canaries, their messages, and the runs those
+/// messages started. Shared by every connection's [`Judge`].
+#[derive(Debug, Default)]
+pub(crate) struct Owners {
+    /// canary → wire user id.
+    canaries: Mutex<HashMap<String, String>>,
+    /// `user_message` id → wire user id.
+    messages: Mutex<HashMap<String, String>>,
+    /// run id (as JSON text) → wire user id.
+    runs: Mutex<HashMap<String, String>>,
+}
+
+/// What every canary starts with; 12 hexadecimal digits follow.
+const CANARY_PREFIX: &str = "gpc";
+const CANARY_DIGITS: usize = 12;
+
+impl Owners {
+    /// The canary of `user` (a wire user id): a nonce its messages carry, registered so that
+    /// any frame carrying it elsewhere is known for another user's content.
+    pub(crate) fn canary(&self, user: &str) -> String {
+        let hash = user.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let canary = format!("{CANARY_PREFIX}{:012x}", hash & 0xffff_ffff_ffff);
+        lock(&self.canaries)
+            .entry(canary.clone())
+            .or_insert_with(|| user.to_owned());
+        canary
+    }
+
+    /// `user` sent a `user_message` with this `id`.
+    pub(crate) fn message(&self, id: &str, user: &str) {
+        lock(&self.messages).insert(id.to_owned(), user.to_owned());
+    }
+
+    /// Whether `user` is a user of this check.
+    fn is_user(&self, user: &str) -> bool {
+        lock(&self.canaries).values().any(|u| u == user)
+    }
+
+    /// The owner of the run `frame` belongs to: the sender of the message its `agent_started`
+    /// echoed, once that frame was seen anywhere.
+    fn run_owner(&self, frame: &Value) -> Option<String> {
+        let run = frame.get("run_id")?.to_string();
+        if frame["type"] == "agent_started"
+            && let Some(id) = frame["payload"]["request_id"].as_str()
+            && let Some(owner) = lock(&self.messages).get(id).cloned()
+        {
+            lock(&self.runs).entry(run.clone()).or_insert(owner);
+        }
+        lock(&self.runs).get(&run).cloned()
+    }
+
+    /// The owners of the canaries in `text`.
+    fn canaries_in(&self, text: &str) -> Vec<String> {
+        let canaries = lock(&self.canaries);
+        let mut owners = Vec::new();
+        for (i, _) in text.match_indices(CANARY_PREFIX) {
+            let end = i + CANARY_PREFIX.len() + CANARY_DIGITS;
+            if let Some(candidate) = text.get(i..end)
+                && let Some(owner) = canaries.get(candidate)
+                && !owners.contains(owner)
+            {
+                owners.push(owner.clone());
+            }
+        }
+        owners
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The on-arrival checks of one connection.
 #[derive(Debug)]
 pub(crate) struct Judge {
     label: String,
+    /// The wire user id the connection authenticated as.
+    user: String,
+    /// Who owns what, live; `None` offline.
+    owners: Option<Arc<Owners>>,
     findings: Vec<Finding>,
     event_ids: HashSet<String>,
     runs: HashMap<String, RunTracker>,
@@ -52,9 +137,16 @@ pub(crate) struct Judge {
 
 impl Judge {
     /// A judge for the connection labelled `label` of `user`, reading `dialect`.
-    pub(crate) fn new(label: &str, user: &str, dialect: &Dialect) -> Judge {
+    pub(crate) fn new(
+        label: &str,
+        user: &str,
+        dialect: &Dialect,
+        owners: Option<Arc<Owners>>,
+    ) -> Judge {
         Judge {
             label: label.to_owned(),
+            user: user.to_owned(),
+            owners,
             findings: Vec::new(),
             event_ids: HashSet::new(),
             runs: HashMap::new(),
@@ -66,10 +158,12 @@ impl Judge {
     /// A received text frame, the `frame_index`-th of the transcript: normalized through the
     /// dialect, then checked.
     pub(crate) fn text(&mut self, text: &str, frame_index: usize) -> Judged {
+        self.canaries(text, frame_index);
         match serde_json::from_str::<Value>(text) {
             Ok(value @ Value::Object(_)) => match self.normalizer.normalize(text, value) {
                 Normalized::Frame(value) => {
                     self.check(&value, frame_index);
+                    self.ownership(&value, frame_index);
                     Judged::Object(value)
                 }
                 Normalized::Ignored { barrier } => Judged::Ignored { barrier },
@@ -111,7 +205,71 @@ impl Judge {
             got: truncate(got),
             connection: Some(self.label.clone()),
             frame_index: Some(frame_index),
+            leak: None,
         });
+    }
+
+    /// A frame of `from`'s reached this connection: a `GP-ISO-002` finding with the pair.
+    fn leak(&mut self, from: &str, what: &str, frame_index: usize) {
+        if self.dialect.lacked_requirement("GP-ISO-002").is_some() {
+            return;
+        }
+        self.findings.push(Finding {
+            requirement: "GP-ISO-002".to_owned(),
+            expected: format!("only frames of {}'s own runs and content", self.user),
+            got: truncate(what),
+            connection: Some(self.label.clone()),
+            frame_index: Some(frame_index),
+            leak: Some(Leak {
+                from: from.to_owned(),
+                to: self.user.clone(),
+            }),
+        });
+    }
+
+    /// Another user's canary anywhere in the frame's text is another user's content.
+    fn canaries(&mut self, text: &str, frame_index: usize) {
+        let Some(owners) = self.owners.clone() else {
+            return;
+        };
+        for owner in owners.canaries_in(text) {
+            if owner != self.user {
+                self.leak(
+                    &owner,
+                    &format!("a frame carrying {owner}'s message content: {text}"),
+                    frame_index,
+                );
+            }
+        }
+    }
+
+    /// A run frame of a run another user started (or, when the run's start was not seen, that
+    /// names another user of the check as its `user_id`) is a leak.
+    fn ownership(&mut self, frame: &Value, frame_index: usize) {
+        let Some(owners) = self.owners.clone() else {
+            return;
+        };
+        if frame.get("run_id").is_none() {
+            return;
+        }
+        let owner = owners.run_owner(frame).or_else(|| {
+            frame["user_id"]
+                .as_str()
+                .filter(|u| owners.is_user(u))
+                .map(str::to_owned)
+        });
+        if let Some(owner) = owner
+            && owner != self.user
+        {
+            self.leak(
+                &owner,
+                &format!(
+                    "a {} frame of {owner}'s run {}",
+                    frame["type"], frame["run_id"]
+                ),
+                frame_index,
+            );
+        }
     }
 
     /// Check a received JSON object against the wire rules and, for run frames, the machine.

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 pub use dialect::{Dialect, DialectError, Lacked};
 pub use executor::{Progress, Selection};
 pub use load::{LoadError, LoadOptions, LoadReport, load};
-pub use report::{Report, Verdict};
+pub use report::{Report, RunState, Scope, Verdict};
 pub use target::{ConnectError, Target};
 pub use tokens::{TokenError, TokenKind, TokenSource};
 pub use validate::{ValidateError, ValidateOptions, judged_requirements, validate};
@@ -48,8 +48,13 @@ pub struct Options {
     pub selection: Selection,
     /// Users in the scenarios that connect many users; `None` keeps each scenario's number.
     pub users: Option<usize>,
-    /// Bound on every wait on the network.
+    /// Bound on each wait for an answer the spec sets no budget for (a handshake, an `error`
+    /// frame, a close). Waits the spec budgets last their budget.
     pub timeout: Duration,
+    /// The run timeout the target promises, when it is tighter than the spec's
+    /// (`run_timeout_ms` of `features/sequence.toml`); `None` takes the spec's. A run that has
+    /// not ended this long after its message fails `GP-SEQ-008`.
+    pub run_timeout: Option<Duration>,
     /// SHOULD requirements count as failures.
     pub strict: bool,
     /// Scenarios run at once.
@@ -70,6 +75,7 @@ impl Default for Options {
             selection: Selection::default(),
             users: None,
             timeout: Duration::from_secs(5),
+            run_timeout: None,
             strict: false,
             concurrency: 16,
             record: None,
@@ -90,6 +96,9 @@ pub enum CheckError {
     /// The selection matches no scenario (exit 2).
     #[error("no scenario matches the selection: nothing was checked")]
     NothingSelected,
+    /// A runner setting is looser than the spec allows (exit 2).
+    #[error("{0}")]
+    Budget(String),
 }
 
 impl CheckError {
@@ -98,6 +107,27 @@ impl CheckError {
         match self {
             CheckError::Unreachable(_) => 3,
             _ => 2,
+        }
+    }
+}
+
+/// A duration for people: `850 ms`, `2.5 s`, `30 s`, `2 min 5 s`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        let s = d.as_secs_f64();
+        if ms % 1000 == 0 {
+            format!("{} s", ms / 1000)
+        } else {
+            format!("{s:.1} s")
+        }
+    } else {
+        let secs = d.as_secs();
+        match secs % 60 {
+            0 => format!("{} min", secs / 60),
+            r => format!("{} min {r} s", secs / 60),
         }
     }
 }
@@ -133,6 +163,22 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     if list(&options.selection).is_empty() {
         return Err(CheckError::NothingSelected);
     }
+    let spec_run_timeout = Duration::from_millis(
+        goldenpath_spec::machine::machine()
+            .liveness()
+            .run_timeout_ms,
+    );
+    let run_timeout = match options.run_timeout {
+        None => spec_run_timeout,
+        Some(t) if t <= spec_run_timeout && !t.is_zero() => t,
+        Some(t) => {
+            return Err(CheckError::Budget(format!(
+                "the run timeout {} is longer than the spec allows ({}): a target may promise a tighter one, not a looser one",
+                human(t),
+                human(spec_run_timeout)
+            )));
+        }
+    };
     if let Some(dir) = &options.record {
         std::fs::create_dir_all(dir).map_err(|e| {
             CheckError::Config(format!("--record {}: cannot create it: {e}", dir.display()))
@@ -177,8 +223,15 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         scenarios: Default::default(),
         record: options.record,
         dialect: dialect.clone(),
+        run_timeout,
+        agent_runs: Default::default(),
     });
-    let scenarios = executor::execute(ctx, options.selection, progress).await;
+    let scope = report::Scope {
+        tags: options.selection.tags_text.clone(),
+        only: options.selection.only.clone(),
+        limited_to: None,
+    };
+    let scenarios = executor::execute(ctx.clone(), options.selection, progress).await;
     if let Some(server) = embedded {
         server.stop().await;
     }
@@ -192,6 +245,8 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         scenarios,
     );
     report.through_dialect(&dialect);
+    let mut report = report.with_scope(scope);
+    report.agent_runs = ctx.agent_runs.load(std::sync::atomic::Ordering::Relaxed);
     Ok(report)
 }
 

@@ -87,6 +87,33 @@ pub struct Finding {
     /// The index of the offending frame in that connection's transcript.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_index: Option<usize>,
+    /// For a frame that reached another user: whose it was and who received it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak: Option<Leak>,
+}
+
+/// One frame that reached a user it does not belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leak {
+    /// The user the frame belongs to (the run's owner, or whose canary it carries); `unknown`
+    /// when the frame names no user the scenario knows.
+    pub from: String,
+    /// The user whose connection received it.
+    pub to: String,
+}
+
+impl Finding {
+    /// A finding against `requirement`, with what the spec expected and what came instead.
+    pub fn new(requirement: &str, expected: impl Into<String>, got: impl Into<String>) -> Finding {
+        Finding {
+            requirement: requirement.to_owned(),
+            expected: expected.into(),
+            got: got.into(),
+            connection: None,
+            frame_index: None,
+            leak: None,
+        }
+    }
 }
 
 /// One step of a scenario.
@@ -116,9 +143,14 @@ pub struct ScenarioResult {
     pub tags: Vec<String>,
     /// Its outcome: `pass`, `skip` (with `skip_reason`), `fail` or `error`.
     pub verdict: Verdict,
-    /// Why it was skipped.
+    /// Why it was skipped, or why it stopped before its checks could judge anything ("no run
+    /// to judge"): its requirements are not checked by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<String>,
+    /// Whether every step ran and executed its check (not skipped, not stopped early): only
+    /// such a scenario can make the requirements it is tagged with pass.
+    #[serde(default)]
+    pub ran_through: bool,
     /// Wall time, in milliseconds.
     pub duration_ms: f64,
     /// The steps.
@@ -217,6 +249,93 @@ pub struct Totals {
     pub error: usize,
 }
 
+/// What a run may claim, from its verdicts and its scope.
+///
+/// Only [`RunState::Conformant`] is exit 0; each other state has its own exit code
+/// ([`RunState::exit_code`]), documented in `goldenpath check --help` and the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    /// Every MUST of the spec ran and passed (SHOULDs too, with `--strict`).
+    Conformant,
+    /// A requirement was checked and found broken.
+    NotConformant,
+    /// Nothing failed, but the suite, its own limits or the network broke somewhere: no
+    /// verdict on those requirements.
+    Inconclusive,
+    /// Nothing failed, but a MUST did not run (skipped, not reached): the run cannot say the
+    /// target conforms. `unchecked` lists each with its reason.
+    Incomplete,
+    /// The user narrowed the selection (`--only`, `--tags`) or the judge could only see part of
+    /// the spec (offline captures): nothing failed in what ran, which is not the whole spec.
+    Partial,
+}
+
+impl RunState {
+    /// The verdict line's word: `CONFORMANT`, `NOT CONFORMANT`, `INCONCLUSIVE`, `INCOMPLETE`,
+    /// `PARTIAL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Conformant => "CONFORMANT",
+            RunState::NotConformant => "NOT CONFORMANT",
+            RunState::Inconclusive => "INCONCLUSIVE",
+            RunState::Incomplete => "INCOMPLETE",
+            RunState::Partial => "PARTIAL",
+        }
+    }
+
+    /// The process exit code: 0 conformant, 1 not conformant, 2 inconclusive (the suite's or
+    /// the network's fault, like a usage error), 4 incomplete, 5 partial. (3 is an unreachable
+    /// target, which yields no report.)
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunState::Conformant => 0,
+            RunState::NotConformant => 1,
+            RunState::Inconclusive => 2,
+            RunState::Incomplete => 4,
+            RunState::Partial => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of the spec a run covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// `--tags`, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    /// `--only` prefixes, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+    /// Why else the run covers only part of the spec (e.g. offline re-judging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_to: Option<String>,
+}
+
+impl Scope {
+    /// Whether the run was narrowed: it can then never say CONFORMANT.
+    pub fn is_partial(&self) -> bool {
+        self.tags.is_some() || !self.only.is_empty() || self.limited_to.is_some()
+    }
+}
+
+/// A MUST requirement the run did not check, with why and how to get it checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchecked {
+    /// The requirement id.
+    pub id: String,
+    /// Its verdict: `skip` (did not run) or `error` (could not be judged).
+    pub verdict: Verdict,
+    /// Why, and what to change so that it runs.
+    pub reason: String,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -228,6 +347,17 @@ pub struct Report {
     pub target: String,
     /// Whether SHOULDs counted as failures.
     pub strict: bool,
+    /// What the run may claim: CONFORMANT only when every MUST ran and passed.
+    pub state: RunState,
+    /// Whether every MUST requirement of the spec was checked (ran to its end), pass or fail.
+    pub complete: bool,
+    /// The part of the spec the run covered.
+    pub scope: Scope,
+    /// Each MUST requirement the run should have checked and did not, with why.
+    pub unchecked: Vec<Unchecked>,
+    /// How many agent runs the check started on the target (user messages sent).
+    #[serde(default)]
+    pub agent_runs: u64,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: f64,
     /// How many requirements got each verdict.
@@ -260,9 +390,17 @@ fn totals(requirements: &[RequirementResult]) -> Totals {
 pub const REPORT_FORMAT: &str = "goldenpath-report/1";
 
 impl Report {
-    /// Judge each requirement from the scenarios: a finding or a failed scenario naming it
-    /// fails it (`pass-nonstrict` for a SHOULD unless `strict`); otherwise an errored scenario
-    /// errors it; otherwise it passes if any scenario passed, and is skipped if all were.
+    /// Judge each requirement from the scenarios.
+    ///
+    /// - `fail` when any finding names it, whichever scenario observed it (`pass-nonstrict` for a
+    ///   SHOULD unless `strict`);
+    /// - otherwise `error` when a scenario tagged with it errored;
+    /// - otherwise `pass` when a scenario tagged with it ran to its end with its checks executed
+    ///   ([`ScenarioResult::ran_through`]): a skipped, stopped or aborted scenario never makes
+    ///   a requirement pass;
+    /// - otherwise `skip`, with the reason of the first scenario that said why.
+    ///
+    /// The run's [`RunState`] follows: see [`Report::with_scope`] for a narrowed run.
     ///
     /// The report is deterministic whatever order the scenarios finished in: requirements come
     /// in catalogue order, scenarios are sorted by feature and name (a stable sort: scenarios
@@ -281,8 +419,8 @@ impl Report {
                 by_id.entry(r.as_str()).or_default().push(s);
             }
         }
-        // Findings can name requirements the scenario is not tagged with (a wire violation seen
-        // in a routing scenario): they count too.
+        // A finding counts for the requirement it names, whichever scenario observed it (a leak
+        // seen in a sequence scenario is an isolation failure).
         let mut found: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
         for s in &scenarios {
             for f in &s.findings {
@@ -296,40 +434,43 @@ impl Report {
             if tagged.is_empty() && broken.is_empty() {
                 continue;
             }
-            let failed = !broken.is_empty();
-            let errored = tagged.iter().any(|s| s.verdict == Verdict::Error);
-            // A scenario that failed on another requirement's finding, every step of it
-            // having run, checked this one too and found nothing against it.
-            let ran_through = |s: &&ScenarioResult| {
-                s.verdict == Verdict::Fail && s.steps.iter().all(|st| st.verdict == Verdict::Pass)
-            };
-            let passed = tagged
-                .iter()
-                .any(|s| s.verdict == Verdict::Pass || ran_through(s));
-            let (verdict, reason) = if failed {
+            let errored = tagged.iter().find(|s| s.verdict == Verdict::Error);
+            let checked = tagged.iter().any(|s| s.ran_through);
+            let (verdict, reason) = if !broken.is_empty() {
                 let should = req.level == goldenpath_spec::catalogue::Level::Should;
+                let verdict = if should && !strict {
+                    Verdict::PassNonstrict
+                } else {
+                    Verdict::Fail
+                };
+                (verdict, None)
+            } else if let Some(s) = errored {
+                let why = s
+                    .steps
+                    .iter()
+                    .find(|st| st.verdict == Verdict::Error)
+                    .and_then(|st| st.message.clone())
+                    .unwrap_or_else(|| "the scenario did not finish".to_owned());
                 (
-                    if should && !strict {
-                        Verdict::PassNonstrict
-                    } else {
-                        Verdict::Fail
-                    },
-                    None,
+                    Verdict::Error,
+                    Some(format!("{}:{}: {why}", s.feature, s.name)),
                 )
-            } else if errored {
-                (Verdict::Error, None)
-            } else if passed {
+            } else if checked {
                 (Verdict::Pass, None)
             } else {
-                let reason = tagged.iter().find_map(|s| s.skip_reason.clone()).or_else(|| {
-                    tagged.iter().find(|s| s.verdict == Verdict::Fail).map(|s| {
-                        format!(
-                            "not reached: every scenario checking it stopped at another failure first ({}:{})",
-                            s.feature, s.name
-                        )
+                let reason = tagged
+                    .iter()
+                    .find_map(|s| s.skip_reason.clone())
+                    .or_else(|| {
+                        tagged.iter().find(|s| s.verdict == Verdict::Fail).map(|s| {
+                            format!(
+                                "not reached: every scenario checking it stopped at another failure first ({}:{})",
+                                s.feature, s.name
+                            )
+                        })
                     })
-                });
-                (Verdict::Skip, reason)
+                    .unwrap_or_else(|| "no scenario checking it ran to its end".to_owned());
+                (Verdict::Skip, Some(reason))
             };
             // In report order, each once: a scenario can be both tagged with the requirement
             // and find it broken (or find it broken twice), and outline rows share a name.
@@ -353,17 +494,63 @@ impl Report {
                 via: None,
             });
         }
-        Report {
+        let mut report = Report {
             format: REPORT_FORMAT.to_owned(),
             spec_version: goldenpath_spec::SPEC_VERSION.to_owned(),
             target,
             strict,
+            state: RunState::Conformant,
+            complete: true,
+            scope: Scope::default(),
+            unchecked: Vec::new(),
+            agent_runs: 0,
             duration_ms,
-            totals: totals(&requirements),
+            totals: Totals::default(),
             requirements,
             scenarios,
             dialect: None,
-        }
+        };
+        report.settle();
+        report
+    }
+
+    /// The run covered `scope`: a narrowed one is PARTIAL whatever passed.
+    pub fn with_scope(mut self, scope: Scope) -> Report {
+        self.scope = scope;
+        self.settle();
+        self
+    }
+
+    /// Recount the totals, the unchecked MUSTs, completeness and the run's state from the
+    /// requirements' verdicts.
+    fn settle(&mut self) {
+        self.totals = totals(&self.requirements);
+        self.unchecked = self
+            .requirements
+            .iter()
+            .filter(|r| r.level == "MUST" && matches!(r.verdict, Verdict::Skip | Verdict::Error))
+            .map(|r| Unchecked {
+                id: r.id.clone(),
+                verdict: r.verdict,
+                reason: r.reason.clone().unwrap_or_default(),
+            })
+            .collect();
+        let every_must_present = goldenpath_spec::catalogue::requirements()
+            .iter()
+            .filter(|r| r.level == goldenpath_spec::catalogue::Level::Must)
+            .all(|m| self.requirements.iter().any(|r| r.id == m.id));
+        self.complete = self.unchecked.is_empty() && every_must_present;
+        self.state = if self.totals.fail > 0 {
+            RunState::NotConformant
+        } else if self.totals.error > 0 {
+            RunState::Inconclusive
+        } else if self.scope.is_partial() {
+            RunState::Partial
+        } else if !self.complete {
+            RunState::Incomplete
+        } else {
+            RunState::Conformant
+        };
     }
 
     /// Mark the verdicts as reached through `dialect`, unless it is the canonical one: every
@@ -384,7 +571,7 @@ impl Report {
                 r.via = Some(dialect.name().to_owned());
             }
         }
-        self.totals = totals(&self.requirements);
+        self.settle();
         let rules: Vec<RuleCount> = dialect
             .rules_fired()
             .into_iter()
@@ -406,10 +593,9 @@ impl Report {
         });
     }
 
-    /// Whether the target kept every requirement checked (errors make a run inconclusive, not
-    /// conformant).
+    /// Whether the run may say CONFORMANT: every MUST ran and passed, over the whole spec.
     pub fn conformant(&self) -> bool {
-        self.totals.fail == 0 && self.totals.error == 0
+        self.state == RunState::Conformant
     }
 
     /// The ids of the requirements with this verdict.

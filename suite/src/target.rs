@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::dialect::Dialect;
-use crate::judge::{Judge, Judged};
+use crate::judge::{Judge, Judged, Owners};
 use crate::report::{Direction, Finding, Frame, Transcript};
 use crate::tokens::redact;
 
@@ -75,6 +75,7 @@ pub struct Target {
     subprotocol: Option<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
     dialect: Dialect,
+    owners: Arc<Owners>,
 }
 
 impl std::fmt::Debug for Target {
@@ -113,6 +114,7 @@ impl Target {
             subprotocol,
             tls,
             dialect: Dialect::canonical(),
+            owners: Arc::default(),
         })
     }
 
@@ -125,6 +127,11 @@ impl Target {
         }
         self.dialect = dialect;
         self
+    }
+
+    /// Who owns what across the check: canaries, messages, runs.
+    pub(crate) fn owners(&self) -> &Arc<Owners> {
+        &self.owners
     }
 
     /// The dialect the target is spoken to through.
@@ -154,7 +161,17 @@ impl Target {
         Ok(self
             .open(token, placement, timeout, config)
             .await?
-            .map(|(ws, protocol)| Conn::new(label, user, ws, protocol, started, &self.dialect)))
+            .map(|(ws, protocol)| {
+                Conn::new(
+                    label,
+                    user,
+                    ws,
+                    protocol,
+                    started,
+                    &self.dialect,
+                    self.owners.clone(),
+                )
+            }))
     }
 
     /// Open a bare WebSocket with `config` (the load generator's: no transcript, small
@@ -388,6 +405,7 @@ impl Conn {
         protocol: Option<String>,
         opened: Instant,
         dialect: &Dialect,
+        owners: Arc<Owners>,
     ) -> Conn {
         Conn {
             label: label.to_owned(),
@@ -400,7 +418,7 @@ impl Conn {
             received_at: Vec::new(),
             cursor: 0,
             pings_unanswered: false,
-            judge: Judge::new(label, user, dialect),
+            judge: Judge::new(label, user, dialect, Some(owners)),
             dialect: dialect.clone(),
             closed: None,
         }

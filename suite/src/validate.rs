@@ -102,13 +102,17 @@ pub fn validate(options: &ValidateOptions) -> Result<Report, ValidateError> {
         scenarios,
     );
     report.through_dialect(&dialect);
-    Ok(report)
+    // Offline, only what frames alone decide is judged: never a certification.
+    Ok(report.with_scope(crate::report::Scope {
+        limited_to: Some("offline: the requirements a capture's frames alone decide".to_owned()),
+        ..Default::default()
+    }))
 }
 
 /// One capture, judged frame by frame, as one scenario.
 fn judge_capture(capture: &Capture, dialect: &crate::Dialect) -> ScenarioResult {
     let label = &capture.header.connection;
-    let mut judge = Judge::new(label, &capture.header.user, dialect);
+    let mut judge = Judge::new(label, &capture.header.user, dialect, None);
     let mut received_any = false;
     let mut run_frame = false;
     for (at, line) in capture.lines.iter().enumerate() {
@@ -179,6 +183,8 @@ fn judge_capture(capture: &Capture, dialect: &crate::Dialect) -> ScenarioResult 
         verdict,
         skip_reason: (verdict == Verdict::Skip)
             .then(|| "the capture holds no received frame".to_owned()),
+        // Every frame of the capture went through the judge.
+        ran_through: verdict != Verdict::Skip,
         duration_ms: capture.lines.last().map_or(0.0, |l| l.t_ms),
         steps: Vec::new(),
         findings,

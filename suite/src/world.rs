@@ -16,11 +16,37 @@ use crate::tokens::{TokenKind, TokenSource};
 /// the scenario's verdict is `error`.
 pub(crate) const ERROR_PREFIX: &str = "[suite error]";
 
+/// A step message starting with this stopped the step after it recorded a typed [`Finding`] in
+/// the world ([`GoldenWorld::fail`]). The message is for people; the verdict travels only in the
+/// finding. A step that fails without either prefix is a bug of the suite, reported as `error`.
+pub(crate) const FINDING_PREFIX: &str = "[finding]";
+
 /// Fail the step as a suite or network error.
 macro_rules! suite_error {
     ($($arg:tt)*) => { panic!("{} {}", $crate::world::ERROR_PREFIX, format!($($arg)*)) };
 }
 pub(crate) use suite_error;
+
+/// `fail!(w, "GP-XXX-NNN", "what came", args...)`: record a finding against the requirement
+/// and stop the step ([`GoldenWorld::fail`]).
+macro_rules! fail {
+    ($w:expr, $requirement:expr, $($arg:tt)*) => {{
+        let got = format!($($arg)*);
+        $w.fail($requirement, got)
+    }};
+}
+pub(crate) use fail;
+
+/// `ensure!(w, condition, "GP-XXX-NNN", "what came", args...)`: [`fail!`] unless the condition
+/// holds.
+macro_rules! ensure {
+    ($w:expr, $cond:expr, $requirement:expr, $($arg:tt)*) => {
+        if !($cond) {
+            $crate::world::fail!($w, $requirement, $($arg)*)
+        }
+    };
+}
+pub(crate) use ensure;
 
 /// What every scenario of one run shares.
 pub(crate) struct Context {
@@ -40,6 +66,11 @@ pub(crate) struct Context {
     pub(crate) scenarios: std::sync::atomic::AtomicUsize,
     /// Where each scenario's transcripts are recorded (`--record`).
     pub(crate) record: Option<std::path::PathBuf>,
+    /// How long a run may take to reach its terminal event: the spec's run timeout, or a
+    /// tighter one the target promises.
+    pub(crate) run_timeout: Duration,
+    /// User messages sent: agent runs the check started on the target.
+    pub(crate) agent_runs: std::sync::atomic::AtomicU64,
     /// The dialect the target speaks (also the target's own).
     pub(crate) dialect: crate::Dialect,
 }
@@ -135,6 +166,11 @@ async fn settle(conn: &mut Conn, id: String, deadline: Instant) {
     }
 }
 
+/// A close code for people: `1008`, or `no close code`.
+pub(crate) fn close_text(code: Option<u16>) -> String {
+    code.map_or_else(|| "no close code".to_owned(), |c| format!("code {c}"))
+}
+
 fn is_terminal(f: &Value) -> bool {
     matches!(f["type"].as_str(), Some("agent_completed" | "agent_error"))
 }
@@ -145,6 +181,8 @@ pub(crate) struct GoldenWorld {
     pub(crate) ctx: Option<Arc<Context>>,
     /// This scenario's number in the run: part of every user id it uses.
     pub(crate) scenario: usize,
+    /// The requirement ids the scenario is tagged with.
+    pub(crate) requirements: Vec<String>,
     /// Open connections per scenario user name, in the order they were opened.
     pub(crate) conns: BTreeMap<String, Vec<Conn>>,
     /// Connections the scenario closed, kept for evidence.
@@ -166,6 +204,11 @@ pub(crate) struct GoldenWorld {
     pub(crate) sent: BTreeMap<String, usize>,
     /// When the latest `user_message` was sent.
     pub(crate) sent_at: Option<Instant>,
+    /// The `id` of the latest `user_message`.
+    pub(crate) last_message_id: Option<String>,
+    /// The requirement that fails when the latest `user_message` starts no run:
+    /// `GP-ROUTE-001` unless the step that sent it checks another.
+    pub(crate) expect_run: Vec<&'static str>,
     /// The run of the latest `user_message`: its id and its frames per connection label.
     pub(crate) run_id: Option<Value>,
     pub(crate) run: BTreeMap<String, RunCapture>,
@@ -222,6 +265,51 @@ impl GoldenWorld {
         self.skip.is_some()
     }
 
+    /// Record that the target broke `requirement` (what the spec expects is the requirement's
+    /// own sentence; `got` is what came instead) and stop the step. The scenario's verdict and
+    /// the requirement's come from this typed finding alone.
+    pub(crate) fn fail(&mut self, requirement: &str, got: String) -> ! {
+        self.record(requirement, &got);
+        panic!(
+            "{FINDING_PREFIX} [{requirement}] {}",
+            crate::tokens::redact(&got)
+        )
+    }
+
+    /// Fail every requirement the scenario is tagged with: for a step whose check is the
+    /// scenario's own (a connection still open after whatever the scenario did to it).
+    pub(crate) fn fail_tagged(&mut self, got: String) -> ! {
+        let tagged = self.requirements.clone();
+        let Some((last, rest)) = tagged.split_last() else {
+            suite_error!("the scenario names no requirement: {got}");
+        };
+        for requirement in rest {
+            self.record(requirement, &got);
+        }
+        self.fail(last, got)
+    }
+
+    /// Record a finding against `requirement` without stopping the step (see
+    /// [`fail`](Self::fail)).
+    pub(crate) fn record(&mut self, requirement: &str, got: &str) {
+        let got = crate::tokens::redact(got);
+        let expected = goldenpath_spec::catalogue::requirement(requirement)
+            .map(|r| r.text.to_owned())
+            .unwrap_or_else(|| suite_error!("{requirement} is no requirement of the catalogue"));
+        self.findings.push(Finding::new(
+            requirement,
+            expected,
+            crate::judge::truncate(&got),
+        ));
+    }
+
+    /// Like [`fail`](Self::fail), and the scenario's other checks have nothing to judge: they
+    /// are skipped with `why` (e.g. "no run to judge"), never passed.
+    pub(crate) fn fail_and_stop(&mut self, requirement: &str, got: String, why: &str) -> ! {
+        self.skip(format!("{why}: {requirement} failed first ({got})"));
+        self.fail(requirement, got)
+    }
+
     /// Skip the rest of the scenario with a reason.
     pub(crate) fn skip(&mut self, reason: impl Into<String>) {
         if self.skip.is_none() {
@@ -237,6 +325,12 @@ impl GoldenWorld {
             ));
         }
         self.skip.is_some()
+    }
+
+    /// When the latest `user_message`'s run must have ended: the run timeout after it was
+    /// sent (a spec budget, not `--timeout`).
+    pub(crate) fn run_deadline(&self) -> Instant {
+        self.sent_at.unwrap_or_else(Instant::now) + self.ctx().run_timeout
     }
 
     /// The deadline for one wait on the network.
@@ -267,10 +361,10 @@ impl GoldenWorld {
         self.ctx().dialect.placement()
     }
 
-    /// A fresh id for a client message.
+    /// A fresh id for a client message, unique in the whole check.
     pub(crate) fn next_id(&mut self, prefix: &str) -> String {
         self.counter += 1;
-        format!("{prefix}-{}", self.counter)
+        format!("{prefix}-{}-{}", self.scenario, self.counter)
     }
 
     fn all_conns(&self) -> impl Iterator<Item = &Conn> {
@@ -374,22 +468,31 @@ impl GoldenWorld {
     pub(crate) async fn connect(&mut self, user: &str) {
         let timeout = self.ctx().timeout;
         let placement = self.placement();
-        match self.attempt(user, Some(TokenKind::Valid), placement).await {
-            Attempt::Accepted(_) => {}
-            Attempt::Refused(r) => panic!(
-                "[GP-CONN-001] {user}'s connection with a valid token was refused: HTTP {} {}",
+        let refused = match self.attempt(user, Some(TokenKind::Valid), placement).await {
+            Attempt::Accepted(_) => None,
+            Attempt::Refused(r) => Some(format!(
+                "{user}'s connection with a valid token was refused: HTTP {} {}",
                 r.status, r.body
-            ),
-            Attempt::ClosedEarly(code) => panic!(
-                "[GP-CONN-001] {user}'s connection with a valid token was closed at once ({code:?})"
-            ),
+            )),
+            Attempt::ClosedEarly(code) => Some(format!(
+                "{user}'s connection with a valid token was closed at once ({})",
+                close_text(*code)
+            )),
+        };
+        if let Some(got) = refused {
+            self.fail_and_stop("GP-CONN-001", got, "not connected");
         }
         let deadline = self.deadline();
         let conn = self.conn(user, self.count(user) - 1);
         if let Err(e) = conn.next_json(deadline).await {
-            panic!(
-                "[GP-CONN-002] no first frame on {} within {timeout:?}: {e}",
-                conn.label
+            let label = conn.label.clone();
+            self.fail_and_stop(
+                "GP-CONN-002",
+                format!(
+                    "no first frame on {label} within {}: {e}",
+                    crate::human(timeout)
+                ),
+                "not connected",
             );
         }
     }
@@ -399,14 +502,16 @@ impl GoldenWorld {
         let deadline = self.deadline();
         let conn = self.conn(user, i);
         while conn.received.is_empty() {
-            match conn.recv(deadline).await {
-                Ok(Incoming::Closed(code)) => panic!(
-                    "[GP-CONN-002] {} closed ({code:?}) before its first frame",
-                    conn.label
+            let got = match conn.recv(deadline).await {
+                Ok(Incoming::Closed(code)) => format!(
+                    "{} closed ({}) before its first frame",
+                    conn.label,
+                    close_text(code)
                 ),
-                Err(e) => panic!("[GP-CONN-002] no first frame: {e}"),
-                Ok(_) => {}
-            }
+                Err(e) => format!("no first frame: {e}"),
+                Ok(_) => continue,
+            };
+            self.fail_and_stop("GP-CONN-002", got, "no greeting to judge");
         }
         if conn.cursor == 0 {
             conn.cursor = 1;
@@ -423,6 +528,11 @@ impl GoldenWorld {
         extra: Option<Value>,
     ) -> String {
         let id = self.next_id("m");
+        // Every message carries its user's canary: another user's frame holding it is a leak.
+        let wire = self.wire_user(user);
+        let owners = self.ctx().target.owners().clone();
+        owners.message(&id, &wire);
+        let content = format!("{content} {}", owners.canary(&wire));
         let mut payload = json!({"content": content});
         if let Some(Value::Object(extra)) = extra {
             for (k, v) in extra {
@@ -432,12 +542,21 @@ impl GoldenWorld {
         let frame = json!({"type": "user_message", "id": id, "payload": payload});
         *self.sent.entry(user.to_owned()).or_default() += 1;
         self.sent_at = Some(Instant::now());
+        self.last_message_id = Some(id.clone());
+        self.expect_run.clear();
+        self.ctx()
+            .agent_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.run_id = None;
         self.run.clear();
         let conn = self.conn(user, i);
         conn.cursor = conn.received.len();
         if let Err(e) = conn.send_json(&frame).await {
-            panic!("[GP-ROUTE-008] could not send on {user}'s connection: {e}");
+            self.fail_and_stop(
+                "GP-ROUTE-008",
+                format!("could not send on {user}'s connection: {e}"),
+                "no run to judge",
+            );
         }
         id
     }
@@ -449,11 +568,16 @@ impl GoldenWorld {
 
     /// Read the run on `user`'s connection `i` up to its terminal event: the frames of the
     /// first run that arrives after the latest `user_message` (the same `run_id` on every
-    /// connection). A run that does not end within the timeout fails `GP-SEQ-008`; one of which
-    /// nothing arrives here fails `GP-ISO-001` when another connection of the user received it.
+    /// connection), waiting up to the run timeout from when the message was sent.
+    ///
+    /// When nothing of a run arrives, the requirement the message was sent to check fails
+    /// ([`GoldenWorld::expect_run`]: `GP-ROUTE-001` by default) and the scenario's other checks
+    /// have no run to judge; when another tab of the user received it, `GP-ISO-001` fails; a
+    /// run that does not end in time fails `GP-SEQ-008` (and `GP-ISO-006` when it stopped as a
+    /// tab closed mid-run).
     pub(crate) async fn read_run(&mut self, user: &str, i: usize) -> RunCapture {
-        let deadline = self.deadline();
-        let timeout = self.ctx().timeout;
+        let run_timeout = self.ctx().run_timeout;
+        let deadline = self.run_deadline();
         let mut run_id = self.run_id.clone();
         let conn = self.conn(user, i);
         let label = conn.label.clone();
@@ -466,12 +590,13 @@ impl GoldenWorld {
             let frame = match conn.next_json(deadline).await {
                 Ok(f) => f,
                 Err(e) => {
-                    let why = self.unfinished(user, &label, &capture, run_id.as_ref());
                     let got = capture.frames.len();
-                    self.run.insert(label.clone(), capture);
-                    panic!(
-                        "{why}: the run did not reach its terminal event on {label} within {timeout:?} ({e}); {got} frame(s) of it arrived"
+                    let what = format!(
+                        "the run did not reach its terminal event on {label} within the run timeout ({}): {e}; {got} frame(s) of it arrived",
+                        crate::human(run_timeout)
                     );
+                    self.run.insert(label.clone(), capture);
+                    self.unfinished(user, &label, run_id.as_ref(), what);
                 }
             };
             if !is_run_frame(&frame) {
@@ -503,37 +628,66 @@ impl GoldenWorld {
         capture
     }
 
-    /// The requirements a run that did not end on `label` breaks, as a message prefix.
-    fn unfinished(
-        &self,
-        user: &str,
-        label: &str,
-        capture: &RunCapture,
-        run_id: Option<&Value>,
-    ) -> String {
-        if capture.frames.is_empty() {
-            // Nothing of it here: lost on the way to this tab, if another tab has it; else no run
-            // arrived at all, which fails whatever the scenario checks.
+    /// Fail the requirements a run that did not end on `label` breaks.
+    fn unfinished(&mut self, user: &str, label: &str, run_id: Option<&Value>, what: String) -> ! {
+        let got = self.run.get(label).map_or(0, |c| c.frames.len());
+        if got == 0 {
+            // Nothing of it here: lost on the way to this tab, if another tab has it; else no
+            // run arrived at all, and the scenario has no run to judge.
             let tab = format!("{user}#");
-            return match self
+            if let Some(other) = self
                 .run
                 .iter()
                 .find(|(l, c)| *l != label && l.starts_with(&tab) && !c.frames.is_empty())
+                .map(|(l, _)| l.clone())
             {
-                Some((other, _)) => format!(
-                    "[GP-ISO-001] {other} received run {}, {label} nothing of it",
-                    run_id.cloned().unwrap_or_default()
-                ),
-                None => "no run arrived".to_owned(),
-            };
+                let run = run_id.map(Value::to_string).unwrap_or_default();
+                fail!(
+                    self,
+                    "GP-ISO-001",
+                    "{other} received run {run}, {label} nothing of it"
+                );
+            }
+            let answer = self.answer_instead(user);
+            let got = format!("no run arrived on {label} for the user message{answer}: {what}");
+            let mut requirements = std::mem::take(&mut self.expect_run);
+            let last = requirements.pop().unwrap_or("GP-ROUTE-001");
+            for requirement in requirements {
+                self.record(requirement, &got);
+            }
+            self.fail_and_stop(last, got, "no run to judge");
         }
         // A run that got no further here than on a tab that closed mid-run stopped with it.
-        match self.closed_mid_run {
-            Some(seen) if capture.frames.len() <= seen => {
-                "[GP-ISO-006] [GP-SEQ-008] the run stopped when a tab closed mid-run".to_owned()
-            }
-            _ => "[GP-SEQ-008]".to_owned(),
+        if let Some(seen) = self.closed_mid_run
+            && got <= seen
+        {
+            self.record(
+                "GP-SEQ-008",
+                &format!("the run stopped when a tab closed mid-run: {what}"),
+            );
+            fail!(
+                self,
+                "GP-ISO-006",
+                "the run stopped when a tab closed mid-run: {what}"
+            );
         }
+        fail!(self, "GP-SEQ-008", "{what}")
+    }
+
+    /// What the server answered the latest user message with instead of a run, as a clause of
+    /// a message: an `error` frame echoing its id, if one came.
+    fn answer_instead(&self, user: &str) -> String {
+        let Some(id) = &self.last_message_id else {
+            return String::new();
+        };
+        self.conns
+            .get(user)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c.received.iter())
+            .find(|f| f["type"] == "error" && f["payload"]["request_id"] == id.as_str())
+            .map(|f| format!(" (the server answered with {f})"))
+            .unwrap_or_default()
     }
 
     /// A barrier on `user`'s connection `i`: send a `ping` and wait for its `pong`; the server
@@ -606,14 +760,16 @@ impl GoldenWorld {
             return conn.received_at[i];
         }
         loop {
-            match conn.recv(deadline).await {
+            let got = match conn.recv(deadline).await {
                 Ok(Incoming::Json(f)) if is_pong(&f) => return Instant::now(),
-                Ok(Incoming::Closed(code)) => {
-                    panic!("[GP-HB-001] the connection closed ({code:?}) before the pong to {id:?}")
-                }
+                Ok(Incoming::Closed(code)) => format!(
+                    "the connection closed ({}) before the pong to {id:?}",
+                    close_text(code)
+                ),
                 Ok(_) => continue,
-                Err(e) => panic!("[GP-HB-001] no pong with request_id {id:?}: {e}"),
-            }
+                Err(e) => format!("no pong with request_id {id:?}: {e}"),
+            };
+            self.fail_and_stop("GP-HB-001", got, "no pong to judge");
         }
     }
 

@@ -4,7 +4,7 @@ use cucumber::{then, when};
 use serde_json::Value;
 
 use crate::tokens::TokenKind;
-use crate::world::{Attempt, GoldenWorld, auth_requirement, suite_error};
+use crate::world::{Attempt, GoldenWorld, auth_requirement, close_text, ensure, fail, suite_error};
 
 #[when(
     regex = r"^(alice|bob|carol) connects (without a token|with a malformed token|with an expired token|with a token signed with another key|with an unsigned token|with a token for another audience|with a token from another issuer)$"
@@ -51,18 +51,17 @@ async fn refused(w: &mut GoldenWorld) {
         suite_error!("no connection attempt was made")
     };
     let requirement = auth_requirement(record.kind);
-    match &record.outcome {
-        Attempt::Refused(r) if r.status == 401 => {}
-        Attempt::Refused(r) => panic!(
-            "[{requirement}] refused with HTTP {} instead of 401: {}",
-            r.status, r.body
+    let got = match &record.outcome {
+        Attempt::Refused(r) if r.status == 401 => return,
+        Attempt::Refused(r) => format!("refused with HTTP {} instead of 401: {}", r.status, r.body),
+        Attempt::ClosedEarly(Some(1008)) => return,
+        Attempt::ClosedEarly(code) => format!(
+            "closed before any frame with {} instead of 1008",
+            close_text(*code)
         ),
-        Attempt::ClosedEarly(Some(1008)) => {}
-        Attempt::ClosedEarly(code) => {
-            panic!("[{requirement}] closed before any frame with code {code:?} instead of 1008")
-        }
-        Attempt::Accepted(_) => panic!("[{requirement}] the server accepted the connection"),
-    }
+        Attempt::Accepted(_) => "the server accepted the connection".to_owned(),
+    };
+    fail!(w, requirement, "{got}");
 }
 
 #[then(regex = r#"^the refusal names the reason "(.*)"$"#)]
@@ -79,9 +78,10 @@ async fn names_reason(w: &mut GoldenWorld, reason: String) {
             _ => return,
         };
     let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_eq!(
-        json["reason"],
-        reason.as_str(),
-        "[GP-AUTH-008] the refusal's body does not name the reason {reason:?}: {body}"
+    ensure!(
+        w,
+        json["reason"] == reason.as_str(),
+        "GP-AUTH-008",
+        "the refusal's body does not name the reason {reason:?}: {body}"
     );
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::target::Placement;
 use crate::tokens::TokenKind;
-use crate::world::{Attempt, GoldenWorld, suite_error};
+use crate::world::{Attempt, GoldenWorld, close_text, ensure, fail, suite_error};
 
 #[given(regex = r"^(alice|bob|carol) is connected$")]
 async fn connected(w: &mut GoldenWorld, user: String) {
@@ -66,17 +66,18 @@ async fn accepted(w: &mut GoldenWorld) {
     if w.then() {
         return;
     }
-    match w.attempt.as_ref().map(|a| &a.outcome) {
-        Some(Attempt::Accepted(_)) => {}
-        Some(Attempt::Refused(r)) => panic!(
-            "[GP-AUTH-009] a valid token was refused: HTTP {} {}",
-            r.status, r.body
-        ),
-        Some(Attempt::ClosedEarly(code)) => {
-            panic!("[GP-AUTH-009] a valid token's connection was closed at once ({code:?})")
+    let got = match w.attempt.as_ref().map(|a| &a.outcome) {
+        Some(Attempt::Accepted(_)) => return,
+        Some(Attempt::Refused(r)) => {
+            format!("a valid token was refused: HTTP {} {}", r.status, r.body)
         }
+        Some(Attempt::ClosedEarly(code)) => format!(
+            "a valid token's connection was closed at once ({})",
+            close_text(*code)
+        ),
         None => suite_error!("no connection attempt was made"),
-    }
+    };
+    fail!(w, "GP-AUTH-009", "{got}");
 }
 
 #[then(regex = r#"^the handshake selects the subprotocol "(.*)"$"#)]
@@ -84,17 +85,22 @@ async fn selects_subprotocol(w: &mut GoldenWorld, protocol: String) {
     if w.then() {
         return;
     }
-    match w.attempt.as_ref().map(|a| &a.outcome) {
-        Some(Attempt::Accepted(got)) => assert_eq!(
-            got.as_deref(),
-            Some(protocol.as_str()),
-            "[GP-CONN-004] the handshake selected {got:?}, not {protocol:?}"
-        ),
-        Some(other) => panic!(
-            "[GP-AUTH-009] the connection with the token in the subprotocol offer was not accepted: {other:?}"
+    let got = match w.attempt.as_ref().map(|a| &a.outcome) {
+        Some(Attempt::Accepted(got)) if got.as_deref() == Some(protocol.as_str()) => return,
+        Some(Attempt::Accepted(got)) => got.clone(),
+        Some(_) => w.fail_and_stop(
+            "GP-AUTH-009",
+            "the connection with the token in the subprotocol offer was not accepted".into(),
+            "no handshake to judge",
         ),
         None => suite_error!("no connection attempt was made"),
-    }
+    };
+    let got = got.map_or_else(|| "no subprotocol".to_owned(), |p| format!("{p:?}"));
+    fail!(
+        w,
+        "GP-CONN-004",
+        "the handshake selected {got}, not {protocol:?}"
+    );
 }
 
 #[then(
@@ -108,14 +114,17 @@ async fn first_receives_greeting(w: &mut GoldenWorld, one: String, each: String,
     let wire = w.wire_user(&owner);
     for i in 0..w.count(&user) {
         let first = w.first_frame(&user, i).await;
-        assert_eq!(
-            first["type"], "connection_established",
-            "[GP-CONN-002] the first frame is not connection_established: {first}"
+        ensure!(
+            w,
+            first["type"] == "connection_established",
+            "GP-CONN-002",
+            "the first frame is not connection_established: {first}"
         );
-        assert_eq!(
-            first["payload"]["user_id"],
-            wire.as_str(),
-            "[GP-CONN-002] connection_established names {} instead of the token's sub {wire:?}",
+        ensure!(
+            w,
+            first["payload"]["user_id"] == wire.as_str(),
+            "GP-CONN-002",
+            "connection_established names {} instead of the token's sub {wire:?}",
             first["payload"]["user_id"]
         );
     }
@@ -132,14 +141,18 @@ async fn advertises(w: &mut GoldenWorld, user: String, major: String) {
         let first = w.first_frame(&user, i).await;
         let p = &first["payload"];
         let version = p["spec_version"].as_str().unwrap_or("");
-        assert!(
+        ensure!(
+            w,
             version == major || version.starts_with(&format!("{major}.")),
-            "[GP-CONN-006] spec_version is {}, not {major}",
+            "GP-CONN-006",
+            "spec_version is {}, not {major}",
             p["spec_version"]
         );
-        assert!(
+        ensure!(
+            w,
             p["max_frame_bytes"].is_u64(),
-            "[GP-CONN-006] max_frame_bytes is {}, not an integer",
+            "GP-CONN-006",
+            "max_frame_bytes is {}, not an integer",
             p["max_frame_bytes"]
         );
     }
@@ -154,9 +167,11 @@ async fn distinct_ids(w: &mut GoldenWorld) {
     for (user, i) in w.open() {
         let first = w.first_frame(&user, i).await;
         let id = first["payload"]["connection_id"].to_string();
-        assert!(
+        ensure!(
+            w,
             seen.insert(id.clone()),
-            "[GP-CONN-003] two connections share connection_id {id}"
+            "GP-CONN-003",
+            "two connections share connection_id {id}"
         );
     }
 }
@@ -176,7 +191,11 @@ async fn close_answered(w: &mut GoldenWorld) {
     }
     match w.last_close {
         Some(Some(_)) => {}
-        Some(None) => panic!("[GP-CONN-005] the connection ended without a close frame in answer"),
+        Some(None) => fail!(
+            w,
+            "GP-CONN-005",
+            "the connection ended without a close frame in answer"
+        ),
         None => suite_error!("no connection was closed"),
     }
 }
@@ -190,7 +209,8 @@ async fn still_open(w: &mut GoldenWorld, user: String) {
         w.settle(&user, i).await;
         let conn = w.conn(&user, i);
         if let Some(code) = conn.close_code() {
-            panic!("{} was closed (close code {code:?})", conn.label);
+            let got = format!("{} was closed ({})", conn.label, close_text(code));
+            w.fail_tagged(got);
         }
     }
 }

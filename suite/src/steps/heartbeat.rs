@@ -5,7 +5,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::target::Incoming;
-use crate::world::GoldenWorld;
+use crate::world::{GoldenWorld, close_text, ensure, fail, suite_error};
 
 #[when(regex = r#"^(alice|bob|carol) sends a ping with id "(.*)"$"#)]
 async fn sends_ping(w: &mut GoldenWorld, user: String, id: String) {
@@ -19,7 +19,7 @@ async fn sends_ping(w: &mut GoldenWorld, user: String, id: String) {
         .send_json(&json!({"type": "ping", "id": id, "payload": {}}))
         .await
     {
-        panic!("could not send the ping: {e}");
+        suite_error!("could not send the ping: {e}");
     }
 }
 
@@ -42,7 +42,7 @@ async fn sends_control_ping(w: &mut GoldenWorld, user: String, data: String) {
         return;
     }
     if let Err(e) = w.conn(&user, 0).send_ping(data.into_bytes()).await {
-        panic!("could not send the ping control frame: {e}");
+        suite_error!("could not send the ping control frame: {e}");
     }
 }
 
@@ -54,22 +54,25 @@ async fn receives_control_pong(w: &mut GoldenWorld, user: String, data: String) 
     let deadline = w.deadline();
     let conn = w.conn(&user, 0);
     loop {
-        match conn.recv(deadline).await {
+        let got = match conn.recv(deadline).await {
             Ok(Incoming::Pong(got)) => {
-                assert_eq!(
-                    got,
-                    data.as_bytes(),
-                    "[GP-HB-002] the pong carries {:?}, not {data:?}",
-                    String::from_utf8_lossy(&got)
+                let got = String::from_utf8_lossy(&got).into_owned();
+                ensure!(
+                    w,
+                    got.as_bytes() == data.as_bytes(),
+                    "GP-HB-002",
+                    "the pong carries {got:?}, not {data:?}"
                 );
                 return;
             }
-            Ok(Incoming::Closed(code)) => {
-                panic!("[GP-HB-002] the connection closed ({code:?}) instead of answering the ping")
-            }
+            Ok(Incoming::Closed(code)) => format!(
+                "the connection closed ({}) instead of answering the ping",
+                close_text(code)
+            ),
             Ok(_) => continue,
-            Err(e) => panic!("[GP-HB-002] no pong control frame: {e}"),
-        }
+            Err(e) => format!("no pong control frame: {e}"),
+        };
+        fail!(w, "GP-HB-002", "{got}");
     }
 }
 
@@ -88,8 +91,12 @@ async fn stays_idle(w: &mut GoldenWorld, user: String, budget: String) {
         match conn.recv(until).await {
             Ok(Incoming::Closed(code)) => {
                 let after = idle.saturating_sub(until.saturating_duration_since(Instant::now()));
-                panic!(
-                    "[GP-HB-003] the server closed the idle connection after {after:?} (code {code:?})"
+                fail!(
+                    w,
+                    "GP-HB-003",
+                    "the server closed the idle connection after {} ({})",
+                    crate::human(after),
+                    close_text(code)
                 );
             }
             Ok(_) => continue,

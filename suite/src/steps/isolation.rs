@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use crate::report::LeakMatrix;
-use crate::world::GoldenWorld;
+use crate::world::{GoldenWorld, fail};
 
 fn is_terminal(f: &Value) -> bool {
     matches!(f["type"].as_str(), Some("agent_completed" | "agent_error"))
@@ -40,6 +40,10 @@ async fn into_thread(w: &mut GoldenWorld, user: String, owner: String) {
     let content = format!("{user} posting into {owner}'s thread");
     w.say(&user, &content, Some(json!({"thread_id": thread})))
         .await;
+    if user == owner {
+        // Its owner posting into a thread the server created: a refusal breaks these.
+        w.expect_run = vec!["GP-ISO-007", "GP-ISO-009"];
+    }
 }
 
 #[when(regex = r#"^(alice|bob|carol) sends a user message whose payload claims user_id "(.*)"$"#)]
@@ -61,19 +65,23 @@ async fn closes_mid_run(w: &mut GoldenWorld, user: String) {
     let last = w.count(&user).saturating_sub(1);
     let conn = w.conn(&user, last);
     let run_id = loop {
-        match conn.next_json(deadline).await {
+        let (requirement, got) = match conn.next_json(deadline).await {
             Ok(f) if f["type"] == "agent_started" => break f["run_id"].clone(),
             // The loop stops at `agent_started`: a run that ends first had none.
-            Ok(f) if is_terminal(&f) => panic!(
-                "[GP-SEQ-001] the run ended on {} without an agent_started: {f}",
-                conn.label
+            Ok(f) if is_terminal(&f) => (
+                "GP-SEQ-001",
+                format!(
+                    "the run ended on {} without an agent_started: {f}",
+                    conn.label
+                ),
             ),
             Ok(_) => continue,
-            Err(e) => panic!(
-                "[GP-ISO-001] the run's agent_started never reached {}: {e}",
-                conn.label
+            Err(e) => (
+                "GP-ROUTE-001",
+                format!("the run's agent_started never reached {}: {e}", conn.label),
             ),
-        }
+        };
+        w.fail_and_stop(requirement, got, "no run to judge");
     };
     w.close_last(&user).await;
     // How far the run had got on the closed tab, frames in flight included.
@@ -90,13 +98,16 @@ async fn belongs_to(w: &mut GoldenWorld, user: String) {
     }
     let wire = w.wire_user(&user);
     for (label, capture) in &w.run {
-        for f in &capture.frames {
-            assert_eq!(
-                f["user_id"],
-                wire.as_str(),
-                "[GP-ISO-005] a frame of the run on {label} names owner {}, not {wire:?}",
+        if let Some(f) = capture
+            .frames
+            .iter()
+            .find(|f| f["user_id"] != wire.as_str())
+        {
+            let got = format!(
+                "a frame of the run on {label} names owner {}, not {wire:?}",
                 f["user_id"]
             );
+            w.fail("GP-ISO-005", got);
         }
     }
 }
@@ -107,15 +118,19 @@ async fn in_thread(w: &mut GoldenWorld, user: String) {
         return;
     }
     let thread = w.threads_before.get(&user).cloned().unwrap_or_default();
-    for (label, capture) in &w.run {
-        for f in &capture.frames {
-            assert_eq!(
-                f["thread_id"],
-                thread.as_str(),
-                "[GP-ISO-007] a frame of the run on {label} is in thread {}, not {user}'s {thread:?}",
-                f["thread_id"]
-            );
-        }
+    let stray = w.run.iter().find_map(|(label, capture)| {
+        capture
+            .frames
+            .iter()
+            .find(|f| f["thread_id"] != thread.as_str())
+            .map(|f| (label.clone(), f["thread_id"].clone()))
+    });
+    if let Some((label, got)) = stray {
+        fail!(
+            w,
+            "GP-ISO-008",
+            "a frame of the run on {label} is in thread {got}, not {user}'s {thread:?} that the message named"
+        );
     }
 }
 
@@ -135,7 +150,7 @@ async fn own_runs(w: &mut GoldenWorld) {
     if w.then() {
         return;
     }
-    let deadline = w.deadline();
+    let deadline = w.run_deadline();
     // Wait until every connection has seen as many of its user's terminal events as the user
     // sent messages in this action, or the timeout; then judge what arrived.
     for (user, i) in w.open() {
@@ -196,16 +211,25 @@ async fn own_runs(w: &mut GoldenWorld) {
             ));
         }
         if runs.len() < *want {
-            // Missing here: lost on the way to this tab when another tab of the user has it.
+            // Missing here: lost on the way to this tab when another tab of the user has it;
+            // no run at all on any tab of the user: the messages started none.
             let elsewhere = received.iter().find(|other| {
                 other.user == *user
                     && other.label != *label
                     && other.runs.keys().any(|id| !runs.contains_key(id))
             });
+            let none_anywhere = received
+                .iter()
+                .filter(|other| other.user == *user)
+                .all(|other| other.runs.is_empty());
             let (requirement, text) = match elsewhere {
                 Some(TabRuns { label: other, .. }) => (
                     "GP-ISO-001",
                     format!("{label} lacks a run of its user that {other} received"),
+                ),
+                None if none_anywhere => (
+                    "GP-ROUTE-001",
+                    format!("no run arrived on any connection of {user} for {want} messages"),
                 ),
                 None => (
                     "GP-ISO-003",
@@ -235,13 +259,21 @@ async fn own_runs(w: &mut GoldenWorld) {
             }
         }
     }
-    if !problems.is_empty() {
-        let text: Vec<String> = problems
-            .iter()
-            .map(|(id, p)| format!("[{id}] {} ({} in all)", p[0], p.len()))
-            .collect();
-        panic!("{}", text.join("; "));
+    let Some((&last, _)) = problems.iter().next_back() else {
+        return;
+    };
+    let only_no_run = problems.keys().all(|id| *id == "GP-ROUTE-001");
+    let text = |p: &Vec<String>| format!("{} ({} in all)", p[0], p.len());
+    for (id, p) in &problems {
+        if *id != last {
+            w.record(id, &text(p));
+        }
     }
+    let got = text(&problems[last]);
+    if only_no_run {
+        w.fail_and_stop(last, got, "no run to judge");
+    }
+    w.fail(last, got);
 }
 
 #[then(regex = r"^no frame reaches another user$")]
@@ -299,8 +331,10 @@ async fn no_leak(w: &mut GoldenWorld) {
         });
         problems.sort();
         problems.dedup();
-        panic!(
-            "[GP-ISO-002] {} frame(s) reached another user: {}",
+        fail!(
+            w,
+            "GP-ISO-002",
+            "{} frame(s) reached another user: {}",
             problems.len(),
             problems
                 .iter()

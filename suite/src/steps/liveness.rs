@@ -4,7 +4,7 @@
 use cucumber::then;
 use std::time::Duration;
 
-use crate::world::GoldenWorld;
+use crate::world::{GoldenWorld, ensure};
 
 /// A named budget: its length and the requirement it bounds.
 pub(crate) fn budget(name: &str) -> (Duration, &'static str) {
@@ -51,9 +51,13 @@ async fn arrives_within(w: &mut GoldenWorld, milestone: String, budget_name: Str
         (sent, at.copied().unwrap_or(sent))
     };
     let took = at.saturating_duration_since(from);
-    assert!(
+    ensure!(
+        w,
         took <= limit,
-        "[{requirement}] {milestone} arrived after {took:?}; the {budget_name} is {limit:?}"
+        requirement,
+        "{milestone} arrived after {}; the {budget_name} is {}",
+        crate::human(took),
+        crate::human(limit)
     );
 }
 
@@ -70,9 +74,13 @@ async fn gaps(w: &mut GoldenWorld, budget_name: String) {
         let capture = w.read_run(&user, i).await;
         for pair in capture.at.windows(2) {
             let gap = pair[1].saturating_duration_since(pair[0]);
-            assert!(
+            ensure!(
+                w,
                 gap <= limit,
-                "[{requirement}] two frames of the run arrived {gap:?} apart; the {budget_name} is {limit:?}"
+                requirement,
+                "two frames of the run arrived {} apart; the {budget_name} is {}",
+                crate::human(gap),
+                crate::human(limit)
             );
         }
     }

@@ -4,7 +4,7 @@ use cucumber::{then, when};
 use serde_json::{Value, json};
 
 use crate::target::RecvError;
-use crate::world::GoldenWorld;
+use crate::world::{GoldenWorld, close_text, ensure, fail, suite_error};
 
 /// The requirement an `error` code answers.
 fn requirement_of(code: &str) -> &'static str {
@@ -37,7 +37,7 @@ async fn sends_text(w: &mut GoldenWorld, user: String, text: String) {
     let conn = w.conn(&user, 0);
     conn.cursor = conn.received.len();
     if let Err(e) = conn.send_text(text).await {
-        panic!("could not send on {user}'s connection: {e}");
+        suite_error!("could not send on {user}'s connection: {e}");
     }
 }
 
@@ -51,7 +51,7 @@ async fn sends_binary(w: &mut GoldenWorld, user: String) {
     let conn = w.conn(&user, 0);
     conn.cursor = conn.received.len();
     if let Err(e) = conn.send_binary(valid.into_bytes()).await {
-        panic!("could not send on {user}'s connection: {e}");
+        suite_error!("could not send on {user}'s connection: {e}");
     }
 }
 
@@ -71,7 +71,7 @@ async fn sends_oversized(w: &mut GoldenWorld, user: String) {
     let conn = w.conn(&user, 0);
     conn.cursor = conn.received.len();
     if let Err(e) = conn.send_text(frame).await {
-        panic!("[GP-ROUTE-007] could not send: {e}");
+        fail!(w, "GP-ROUTE-007", "could not send: {e}");
     }
 }
 
@@ -86,7 +86,7 @@ async fn next_error(
     accept_close: Option<u16>,
 ) -> Option<Value> {
     let deadline = w.deadline();
-    let timeout = w.ctx().timeout;
+    let timeout = crate::human(w.ctx().timeout);
     let own = w.wire_user(user);
     let conn = w.conn(user, 0);
     let label = conn.label.clone();
@@ -103,7 +103,7 @@ async fn next_error(
     }
     let conn = w.conn(user, 0);
     loop {
-        match conn.next_json(deadline).await {
+        let got = match conn.next_json(deadline).await {
             Ok(f) if f["type"] == "error" => {
                 let at = conn.cursor - 1;
                 w.taken_errors.insert((label, at));
@@ -118,12 +118,17 @@ async fn next_error(
             {
                 continue;
             }
-            Ok(f) => panic!("[{requirement}] expected an error frame, got {f}"),
+            Ok(f) => format!("expected an error frame, got {f}"),
             Err(RecvError::Closed { code, .. }) if code.is_some() && code == accept_close => {
                 return None;
             }
-            Err(e) => panic!("[{requirement}] expected an error frame within {timeout:?}: {e}"),
-        }
+            Err(RecvError::Closed { code, .. }) => format!(
+                "expected an error frame; the connection closed ({})",
+                close_text(code)
+            ),
+            Err(e) => format!("expected an error frame within {timeout}: {e}"),
+        };
+        w.fail(requirement, got);
     }
 }
 
@@ -142,10 +147,11 @@ async fn receives_error(w: &mut GoldenWorld, user: String, code: String) {
     let error = next_error(w, &user, requirement, None)
         .await
         .unwrap_or_default();
-    assert_eq!(
-        error["payload"]["code"],
-        code.as_str(),
-        "[{requirement}] expected error code {code:?}, got {error}"
+    ensure!(
+        w,
+        error["payload"]["code"] == code.as_str(),
+        requirement,
+        "expected error code {code:?}, got {error}"
     );
     w.last_error = Some(error);
 }
@@ -160,10 +166,11 @@ async fn receives_error_or_close(w: &mut GoldenWorld, user: String, code: String
     let requirement = requirement_of(&code);
     match next_error(w, &user, requirement, Some(close)).await {
         Some(error) => {
-            assert_eq!(
-                error["payload"]["code"],
-                code.as_str(),
-                "[{requirement}] expected error code {code:?}, got {error}"
+            ensure!(
+                w,
+                error["payload"]["code"] == code.as_str(),
+                requirement,
+                "expected error code {code:?}, got {error}"
             );
             w.last_error = Some(error);
         }
@@ -183,10 +190,11 @@ async fn error_field(w: &mut GoldenWorld, field: String, value: String) {
         return;
     }
     let error = w.last_error.clone().unwrap_or_default();
-    assert_eq!(
-        error["payload"][&field],
-        value.as_str(),
-        "[GP-ROUTE-009] the error frame's {field} is {}, not {value:?}: {error}",
+    ensure!(
+        w,
+        error["payload"][&field] == value.as_str(),
+        "GP-ROUTE-009",
+        "the error frame's {field} is {}, not {value:?}: {error}",
         error["payload"][&field]
     );
 }
@@ -214,10 +222,11 @@ async fn no_run_starts(w: &mut GoldenWorld) {
             f.get("run_id")
                 .is_some_and(|run| !earlier.contains(&run.to_string()))
         }) {
-            panic!(
+            let got = format!(
                 "a refused message started a run on {user}'s connection #{}: {f}",
                 i + 1
             );
+            w.fail_tagged(got);
         }
     }
 }

@@ -4,7 +4,7 @@
 use cucumber::{then, when};
 use serde_json::Value;
 
-use crate::world::GoldenWorld;
+use crate::world::{GoldenWorld, ensure, fail, suite_error};
 
 /// The frames of `kind` in the run, a frame delivered twice counted once (the duplicate is
 /// `GP-ISO-003`'s business, not the run's shape).
@@ -37,7 +37,9 @@ async fn receives_run(
         return;
     }
     let n = w.count(&user);
-    assert!(n > 0, "{user} has no open connection");
+    if n == 0 {
+        suite_error!("{user} has no open connection");
+    }
     let mut first: Option<Vec<Value>> = None;
     for i in 0..n {
         let run = w.read_run(&user, i).await.frames;
@@ -51,11 +53,13 @@ async fn receives_run(
                 f.get("run_id").is_some() && f["run_id"] != run_id && f["type"] == "agent_started"
             })
             .collect();
-        assert!(
-            others.is_empty(),
-            "[GP-ROUTE-001] one user message started more than one run: {}",
-            others[0]
-        );
+        if let Some(other) = others.first() {
+            fail!(
+                w,
+                "GP-ROUTE-001",
+                "one user message started more than one run: {other}"
+            );
+        }
         if let Some(tools) = tools {
             let (exec, done) = (count(&run, "tool_executing"), count(&run, "tool_completed"));
             // A call opened and not closed, or closed twice, breaks the pairing rules the state
@@ -70,26 +74,31 @@ async fn receives_run(
             } else {
                 "GP-SEQ-011"
             };
-            assert!(
+            ensure!(
+                w,
                 exec == tools && done == tools,
-                "[{requirement}] the directive asked for {tools} tool calls; the run had {exec} tool_executing and {done} tool_completed"
+                requirement,
+                "the directive asked for {tools} tool calls; the run had {exec} tool_executing and {done} tool_completed"
             );
         }
         if let Some(thinking) = thinking {
             let got = count(&run, "agent_thinking");
-            assert_eq!(
-                got, thinking,
-                "[GP-SEQ-011] the directive asked for {thinking} thinking steps; the run had {got}"
+            ensure!(
+                w,
+                got == thinking,
+                "GP-SEQ-011",
+                "the directive asked for {thinking} thinking steps; the run had {got}"
             );
         }
         match &first {
             None => first = Some(run),
             Some(f) => {
                 let ids = |r: &[Value]| r.iter().map(|x| x["event_id"].clone()).collect::<Vec<_>>();
-                assert_eq!(
-                    ids(f),
-                    ids(&run),
-                    "[GP-ISO-001] {user}'s connections received different frames of the run"
+                ensure!(
+                    w,
+                    ids(f) == ids(&run),
+                    "GP-ISO-001",
+                    "{user}'s connections received different frames of the run"
                 );
             }
         }
@@ -164,10 +173,11 @@ async fn ends_with(w: &mut GoldenWorld, terminal: String) {
     } else {
         "GP-SEQ-009"
     };
-    assert_eq!(
-        last["type"],
-        terminal.as_str(),
-        "[{requirement}] the run ended with {} instead of {terminal}",
+    ensure!(
+        w,
+        last["type"] == terminal.as_str(),
+        requirement,
+        "the run ended with {} instead of {terminal}",
         last["type"]
     );
 }
@@ -183,8 +193,10 @@ async fn tool_status(w: &mut GoldenWorld, k: usize, status: String) {
         .filter(|f| f["type"] == "tool_executing")
         .collect();
     let Some(call) = opened.get(k.saturating_sub(1)) else {
-        panic!(
-            "[GP-SEQ-009] the run opened {} tool calls, not {k}",
+        fail!(
+            w,
+            "GP-SEQ-009",
+            "the run opened {} tool calls, not {k}",
             opened.len()
         );
     };
@@ -193,11 +205,12 @@ async fn tool_status(w: &mut GoldenWorld, k: usize, status: String) {
         .iter()
         .find(|f| f["type"] == "tool_completed" && f["payload"]["tool_call_id"] == *id);
     let Some(done) = done else {
-        panic!("[GP-SEQ-009] tool call {k} ({id}) never completed")
+        fail!(w, "GP-SEQ-009", "tool call {k} ({id}) never completed")
     };
-    assert_eq!(
-        done["payload"]["status"],
-        status.as_str(),
-        "[GP-SEQ-009] tool call {k} completed with {done}"
+    ensure!(
+        w,
+        done["payload"]["status"] == status.as_str(),
+        "GP-SEQ-009",
+        "tool call {k} completed with {done}"
     );
 }

@@ -3,7 +3,7 @@
 
 use cucumber::then;
 
-use crate::world::GoldenWorld;
+use crate::world::{GoldenWorld, ensure};
 
 #[then(
     regex = r"^every frame received (is a text frame holding one JSON object|is valid against its schema|has a server type of this spec version|has an event_id no other frame on its connection has)$"
@@ -32,9 +32,11 @@ async fn every_frame(w: &mut GoldenWorld, property: String) {
             ));
         }
     }
-    assert!(
+    ensure!(
+        w,
         bad.is_empty(),
-        "[{requirement}] {} frame(s) broke it: {}",
+        requirement,
+        "{} frame(s) broke it: {}",
         bad.len(),
         bad.iter().take(3).cloned().collect::<Vec<_>>().join(" | ")
     );

@@ -111,22 +111,51 @@ pub fn summary(report: &Report) -> String {
         }
     }
     let _ = writeln!(out);
+    if !report.unchecked.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} MUST requirement{} not checked:",
+            report.unchecked.len(),
+            if report.unchecked.len() == 1 {
+                " was"
+            } else {
+                "s were"
+            }
+        );
+        for u in &report.unchecked {
+            let _ = writeln!(out, "  {:<14} {}", u.id, u.reason);
+        }
+        let _ = writeln!(out);
+    }
+    let scope = &report.scope;
+    if scope.is_partial() {
+        let mut narrowed = Vec::new();
+        if let Some(tags) = &scope.tags {
+            narrowed.push(format!("--tags {tags:?}"));
+        }
+        for only in &scope.only {
+            narrowed.push(format!("--only {only}"));
+        }
+        if let Some(why) = &scope.limited_to {
+            narrowed.push(why.clone());
+        }
+        let _ = writeln!(
+            out,
+            "selection: {} (a part of the spec: this run cannot say CONFORMANT)",
+            narrowed.join(", ")
+        );
+    }
     let scenarios = report.scenarios.len();
-    let verdict = if report.conformant() {
-        "CONFORMANT"
-    } else if report.totals.fail > 0 {
-        "NOT CONFORMANT"
-    } else {
-        "INCONCLUSIVE"
-    };
     let _ = writeln!(
         out,
-        "{verdict}{via}: {} requirements passed, {} failed, {} errors, {} skipped, {} SHOULD missed; {scenarios} scenarios in {:.1} s",
+        "{}{via}: {} requirements passed, {} failed, {} errors, {} skipped, {} SHOULD missed; {scenarios} scenarios, {} agent runs, in {:.1} s",
+        report.state,
         t.pass,
         t.fail,
         t.error,
         t.skip,
         t.pass_nonstrict,
+        report.agent_runs,
         report.duration_ms / 1000.0
     );
     out
