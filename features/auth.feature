@@ -40,6 +40,36 @@ Feature: Authentication
     When alice connects with a token from another issuer
     Then the connection is refused
 
+  @GP-AUTH-010
+  Scenario: A token expired just past the clock-skew bound is refused
+    When alice connects with a token expired just past the clock-skew bound
+    Then the connection is refused
+
+  @GP-AUTH-011
+  Scenario: A token not valid yet is refused
+    When alice connects with a token not valid until after the clock-skew bound
+    Then the connection is refused
+
+  @GP-AUTH-012
+  Scenario: A token without a subject is refused
+    When alice connects with a token without a subject
+    Then the connection is refused
+
+  @GP-AUTH-013
+  Scenario: A token without an issuer is refused
+    When alice connects with a token without an issuer
+    Then the connection is refused
+
+  @GP-AUTH-013
+  Scenario: A token without an audience is refused
+    When alice connects with a token without an audience
+    Then the connection is refused
+
+  @GP-AUTH-014
+  Scenario: Every bad token is refused in every placement the server accepts
+    When alice connects with every bad token in every placement the server accepts
+    Then every one of those connections is refused
+
   @GP-AUTH-008
   Scenario Outline: An HTTP refusal names its reason
     When alice connects <credential>

@@ -101,11 +101,20 @@ Feature: Isolation between users
     And alice closes a connection mid-run
     Then alice receives one complete run with 3 tool calls
 
-  @GP-ISO-007
+  @GP-ISO-007 @GP-ISO-008 @GP-ISO-009
   Scenario: The owner can post again into a thread the server created
     Given alice is connected
     When alice sends a user message
     Then alice receives one complete run
     When alice sends a user message into alice's thread
     Then alice receives one complete run
+    And the run is in alice's thread
+
+  @GP-ISO-008
+  Scenario: A message naming its sender's thread runs in that thread on every tab
+    Given alice is connected with 2 connections
+    When alice sends a user message
+    Then each of alice's connections receives one complete run
+    When alice sends a user message into alice's thread
+    Then each of alice's connections receives one complete run
     And the run is in alice's thread

@@ -57,6 +57,7 @@ Feature: The sequence of a run
     When alice sends a user message
     Then alice receives one complete run
     And the run ends with agent_completed
+    And nothing of the run arrives within the quiet window after its terminal event
 
   @GP-SEQ-005 @directives
   Scenario: A failing run has exactly one terminal event and nothing after it
@@ -64,6 +65,7 @@ Feature: The sequence of a run
     When alice sends a user message with the directive "[fail_run]"
     Then alice receives one complete run
     And the run ends with agent_error
+    And nothing of the run arrives within the quiet window after its terminal event
 
   @GP-SEQ-006
   Scenario: seq counts from 1 on every connection that receives the run
@@ -141,3 +143,24 @@ Feature: The sequence of a run
       | [tools=2 think=3] | 2     | 3        |
       | [think=4 tools=3] | 3     | 4        |
       | [tools=6 think=0] | 6     | 0        |
+
+  @GP-SEQ-012
+  Scenario: agent_started echoes the id of the message that started the run
+    Given alice is connected
+    When alice sends a user message
+    Then alice receives one complete run
+    And the run's agent_started echoes the message's id as request_id
+
+  @GP-SEQ-013 @GP-SEQ-002 @GP-SEQ-003 @GP-SEQ-004 @tool-trigger
+  Scenario: A run made to use a tool delivers the five events
+    Given alice is connected
+    When alice sends a user message that makes the agent use a tool
+    Then alice receives one complete run
+    And the run has agent_started, agent_thinking, a tool call and its terminal event
+
+  @GP-SEQ-013 @GP-SEQ-002 @tool-trigger
+  Scenario: A run made to use a tool reaches every tab with its tool calls paired
+    Given alice is connected with 2 connections
+    When alice sends a user message that makes the agent use a tool
+    Then each of alice's connections receives one complete run
+    And the run has agent_started, agent_thinking, a tool call and its terminal event

@@ -13,3 +13,5 @@ mod common;
 mod mute;
 #[path = "e2e/tls.rs"]
 mod tls;
+#[path = "e2e/verdict.rs"]
+mod verdict;

@@ -30,6 +30,10 @@ use std::time::{Duration, Instant};
 const ISSUER: &str = "goldenpath-faults";
 const AUDIENCE: &str = "goldenpath";
 
+/// A message that makes the reference's scripted agent call a tool without a directive: its
+/// default script is one thinking step and one tool call.
+const TOOL_PROMPT: &str = "please count the words of this message";
+
 /// The bound on every wait on the network: the `check` default.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -83,6 +87,12 @@ async fn check(fault: Option<Fault>) -> Report {
         target: Some((target, TokenSource::Secret { secret, claims })),
         strict: true,
         timeout,
+        // The scripted reference promises a run timeout far tighter than the spec's 30 s, so
+        // that a run that never ends costs seconds, not half a minute.
+        run_timeout: Some(timeout),
+        // A plain prompt, not a directive: a backend without test directives is triggered this
+        // way, and a fault that drops tool events on such runs must be caught.
+        tool_prompt: Some(TOOL_PROMPT.to_owned()),
         ..Options::default()
     };
     let report = goldenpath::check(options, None)
@@ -253,6 +263,11 @@ fn each_fault_fails_exactly_the_requirements_it_declares() {
         ));
     }
     eprintln!("suite runs: {}", times.join(", "));
+    // Printed as well as asserted: the runner's step panics replace the panic hook, which can
+    // swallow the assertion's own message.
+    for m in &mismatches {
+        eprintln!("{m}");
+    }
     assert!(
         mismatches.is_empty(),
         "{} of {} faults broke other requirements than they declare:\n\n{}",

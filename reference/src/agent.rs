@@ -136,6 +136,10 @@ impl fmt::Display for Directive {
 pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id: Option<String>) {
     let faults = run.faults();
     let mut directive = Directive::parse(content);
+    if fault_on!(faults, ToolEventsOnlyWithDirectives) && directive == Directive::default() {
+        directive.tools = 0;
+        directive.think = 0;
+    }
     if fault_on!(faults, ExtraThinkingStep) {
         directive.think += 1;
     }
@@ -147,7 +151,7 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
     if fault_on!(faults, SchemaMissingField) {
         started = json!({});
     }
-    if let Some(id) = request_id {
+    if let Some(id) = request_id.filter(|_| !fault_on!(faults, AgentStartedWithoutRequestId)) {
         started["request_id"] = Value::String(id);
     }
     if fault_on!(faults, LateFirstEvent) {
@@ -248,10 +252,13 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
             json!({"code": "run_failed", "message": "the directive asked this run to fail"}),
         );
     } else {
-        let text = format!(
+        let mut text = format!(
             "Done: {} tool call(s), {} failed.",
             directive.tools, failed_calls
         );
+        if fault_on!(faults, LeakContent) {
+            text = format!("{text} Last prompt: {}", last_prompt(content));
+        }
         run.send(
             MessageType::AgentCompleted,
             json!({"result": {"text": text}, "tool_calls": directive.tools}),
@@ -260,6 +267,14 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
     if let Some(completed) = late {
         run.send(MessageType::ToolCompleted, completed);
     }
+    if fault_on!(faults, LateFrameAfterTerminal) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let step = directive.think + 1;
+        run.send(
+            MessageType::AgentThinking,
+            json!({"text": "Cleaning up.", "step": step}),
+        );
+    }
     if fault_on!(faults, FrameAfterTerminal) {
         let step = directive.think + 1;
         run.send(
@@ -267,6 +282,14 @@ pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id
             json!({"text": "Cleaning up.", "step": step}),
         );
     }
+}
+
+/// `Fault::LeakContent`'s process-wide "last prompt": the previous prompt any user sent,
+/// remembering `content` for the next run.
+fn last_prompt(content: &str) -> String {
+    static LAST: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::replace(&mut *last, content.to_owned())
 }
 
 async fn wait(pause: Duration) {

@@ -1,10 +1,13 @@
 //! Who is connecting: the token's placements, its verification, and the refusal's wire form.
 //!
-//! A token is read from, in this order, `Authorization: Bearer <jwt>`, the subprotocol offer
-//! (`Sec-WebSocket-Protocol: goldenpath.v1, bearer.<jwt>`) and the query (`?token=<jwt>`). It
-//! must be an HS256 JWT signed with the configured secret, unexpired, with a non-empty `sub`
-//! (the user), and the configured `iss` / `aud` when those are set. Anything else is refused
-//! before the upgrade with HTTP 401 and a JSON body naming the reason.
+//! A token is read from `Authorization: Bearer <jwt>` (the scheme in any case), the subprotocol
+//! offer (`Sec-WebSocket-Protocol: goldenpath.v1, bearer.<jwt>`) and the query (`?token=<jwt>`);
+//! a request presenting two different tokens is refused rather than one picked silently. It must
+//! be an HS256 JWT signed with the configured secret, with a non-empty `sub` (the user), not
+//! expired and already valid (`exp`, `nbf`, both stretched by no more than the spec's clock-skew
+//! bound, `goldenpath_spec::limits`), and carrying the configured `iss` / `aud` when those are
+//! set — a token lacking them is refused too. Anything else is refused before the upgrade with
+//! HTTP 401 and a JSON body naming the reason.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -54,6 +57,12 @@ pub enum AuthError {
     /// The token's `iss` is not this server's issuer.
     #[error("token issuer is not accepted here")]
     Issuer,
+    /// The token's `nbf` is still ahead: it is not valid yet.
+    #[error("token not valid yet (nbf)")]
+    NotYetValid,
+    /// Two placements carry different tokens: send one token, in one placement.
+    #[error("two different tokens presented: send one token, in one placement")]
+    Ambiguous,
 }
 
 impl AuthError {
@@ -67,6 +76,8 @@ impl AuthError {
             AuthError::Algorithm(_) => "token_algorithm_not_allowed",
             AuthError::Audience => "token_audience_invalid",
             AuthError::Issuer => "token_issuer_invalid",
+            AuthError::NotYetValid => "token_not_yet_valid",
+            AuthError::Ambiguous => "token_ambiguous",
         }
     }
 }
@@ -90,6 +101,7 @@ impl IntoResponse for AuthError {
 /// The claims the router reads and [`Authenticator::mint`] writes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claims {
+    #[serde(default)]
     sub: String,
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,17 +127,34 @@ impl Authenticator {
     pub fn new(config: &Config) -> Self {
         let faults = Faults::of(config);
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        // `sub` is the user; `iss` and `aud` are required once configured, not only checked
+        // when present.
+        let mut required = vec!["exp"];
+        if !fault_on!(faults, AcceptTokenWithoutSub) {
+            required.push("sub");
+        }
+        validation.leeway = goldenpath_spec::limits::limits().auth.clock_skew_s;
+        if fault_on!(faults, AcceptStaleToken) {
+            validation.leeway = 600;
+        }
+        validation.validate_nbf = !fault_on!(faults, IgnoreNotBefore);
         match &config.jwt_audience {
-            Some(aud) if !fault_on!(faults, IgnoreAudience) => validation.set_audience(&[aud]),
+            Some(aud) if !fault_on!(faults, IgnoreAudience) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             _ => validation.validate_aud = false,
         }
         if let Some(iss) = &config.jwt_issuer
             && !fault_on!(faults, IgnoreIssuer)
         {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
+        if fault_on!(faults, AcceptMissingIssuerAudience) {
+            required.retain(|c| !matches!(*c, "iss" | "aud"));
+        }
+        validation.set_required_spec_claims(&required);
         if fault_on!(faults, AcceptExpiredToken) {
             validation.validate_exp = false;
         }
@@ -153,6 +182,10 @@ impl Authenticator {
             }
             found => found?,
         };
+        if placement == Placement::Query && fault_on!(self.faults, QueryTokenUnverified) {
+            // The query path was added for browsers and reads the user without verifying.
+            return unverified_sub(&token).map(|sub| (sub, placement));
+        }
         match self.verify(&token) {
             Err(AuthError::Malformed(_)) if fault_on!(self.faults, AcceptMalformedToken) => {
                 Ok((GUEST.to_owned(), placement))
@@ -175,6 +208,7 @@ impl Authenticator {
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                     ErrorKind::InvalidSignature => AuthError::BadSignature,
                     ErrorKind::InvalidAudience => AuthError::Audience,
                     ErrorKind::InvalidIssuer => AuthError::Issuer,
@@ -196,6 +230,9 @@ impl Authenticator {
             decoded => decoded?,
         };
         if data.claims.sub.trim().is_empty() {
+            if fault_on!(self.faults, AcceptTokenWithoutSub) {
+                return Ok(GUEST.to_owned());
+            }
             return Err(AuthError::Malformed("empty `sub`".into()));
         }
         Ok(data.claims.sub)
@@ -247,6 +284,9 @@ fn unverified_sub(token: &str) -> Result<String, AuthError> {
         .map_err(|_| AuthError::Malformed("claims are not base64url".into()))?;
     let claims: Claims =
         serde_json::from_slice(&bytes).map_err(|e| AuthError::Malformed(format!("claims: {e}")))?;
+    if claims.sub.trim().is_empty() {
+        return Ok(GUEST.to_owned());
+    }
     Ok(claims.sub)
 }
 
@@ -265,20 +305,25 @@ pub(crate) enum Placement {
     Query,
 }
 
-/// Find the token in the request: the header, then the subprotocol offer, then the query.
+/// Find the token in the request: in the header (scheme `Bearer`, in any case, as HTTP auth
+/// schemes are), the subprotocol offer and the query. One token may appear in several
+/// placements; two different ones are refused ([`AuthError::Ambiguous`]). The placement
+/// reported is the first that carries it, in that order.
 pub(crate) fn extract_token(
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<(String, Placement), AuthError> {
+    let mut found: Vec<(String, Placement)> = Vec::new();
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value
             .to_str()
             .map_err(|_| AuthError::Malformed("Authorization header is not text".into()))?;
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| AuthError::Malformed("Authorization is not `Bearer <jwt>`".into()))?;
-        return Ok((token.trim().to_owned(), Placement::Header));
+        found.push((token.to_owned(), Placement::Header));
     }
     for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
         let Ok(value) = value.to_str() else { continue };
@@ -287,13 +332,21 @@ pub(crate) fn extract_token(
             .map(str::trim)
             .find_map(|p| p.strip_prefix(BEARER_PROTOCOL_PREFIX))
         {
-            return Ok((token.to_owned(), Placement::Subprotocol));
+            found.push((token.to_owned(), Placement::Subprotocol));
+            break;
         }
     }
-    match query_token {
-        Some(token) if !token.is_empty() => Ok((token.to_owned(), Placement::Query)),
-        _ => Err(AuthError::Missing),
+    if let Some(token) = query_token.filter(|t| !t.is_empty()) {
+        found.push((token.to_owned(), Placement::Query));
     }
+    let mut found = found.into_iter();
+    let Some(first) = found.next() else {
+        return Err(AuthError::Missing);
+    };
+    if found.any(|(token, _)| token != first.0) {
+        return Err(AuthError::Ambiguous);
+    }
+    Ok(first)
 }
 
 #[cfg(test)]

@@ -105,6 +105,19 @@ pub enum Fault {
     IgnoreIssuer,
     /// The `token` query parameter is not read, so browsers cannot connect.
     IgnoreQueryToken,
+    /// Tokens are accepted up to ten minutes after `exp`: the leeway was raised for a clock
+    /// that drifted once.
+    AcceptStaleToken,
+    /// `nbf` is not checked: a token minted for later works now.
+    IgnoreNotBefore,
+    /// A token without `sub` is let in as `anonymous`.
+    AcceptTokenWithoutSub,
+    /// With an issuer and an audience configured, a token lacking `iss` or `aud` is let in:
+    /// they are checked only when present.
+    AcceptMissingIssuerAudience,
+    /// A token in the `token` query parameter is read without verification: the browser path
+    /// was added later, beside the checked header path.
+    QueryTokenUnverified,
     /// A refused upgrade gets a bare `401 Unauthorized` with a text body and no reason.
     RefusalWithoutReason,
 
@@ -147,10 +160,21 @@ pub enum Fault {
     IdentityFromPayload,
     /// Every message opens a new thread, even one that names the sender's own thread.
     NewThreadEveryMessage,
+    /// A `thread_id` naming a thread the server created is refused as `thread_not_found`, even
+    /// to its owner: only client-created threads were looked up.
+    ServerThreadsNotReusable,
+    /// The agent's final answer ends with the content of the latest message any user sent: a
+    /// process-wide "last prompt" variable.
+    LeakContent,
 
     // ---- the run's sequence -----------------------------------------------------------------
     /// The agent never emits `agent_started`.
     OmitAgentStarted,
+    /// `agent_started` does not echo the message's `id` as `request_id`.
+    AgentStartedWithoutRequestId,
+    /// A run whose message carries no test directive has no thinking step and no tool call:
+    /// the bridge to the real agent never emitted them.
+    ToolEventsOnlyWithDirectives,
     /// The broadcaster's event allowlist lacks `tool_completed`.
     DropToolCompleted,
     /// A tool's `tool_completed` is published twice: the first publish timed out and was
@@ -163,6 +187,9 @@ pub enum Fault {
     CompleteWithOpenTool,
     /// A late "thinking" event from a task that outlived the run follows the terminal event.
     FrameAfterTerminal,
+    /// A clean-up `agent_thinking` follows the terminal event 300 ms later, from a task that
+    /// outlived the run.
+    LateFrameAfterTerminal,
     /// `seq` skips a number before the first `tool_executing`.
     SeqGap,
     /// `seq` is not advanced for the first `tool_completed`, which repeats the number before.
@@ -255,13 +282,22 @@ impl Fault {
             TextKeepalive => &["GP-WIRE-001"],
 
             AcceptMissingToken => &["GP-AUTH-001"],
-            AcceptMalformedToken => &["GP-AUTH-002"],
-            AcceptExpiredToken => &["GP-AUTH-003"],
+            // A token without `sub` fails to decode like a malformed one (GP-AUTH-012).
+            AcceptMalformedToken => &["GP-AUTH-002", "GP-AUTH-012"],
+            // No `exp` check at all lets the barely expired token in too (GP-AUTH-010).
+            AcceptExpiredToken => &["GP-AUTH-003", "GP-AUTH-010"],
             AcceptWrongSignature => &["GP-AUTH-004"],
             AcceptAlgNone => &["GP-AUTH-005"],
-            IgnoreAudience => &["GP-AUTH-006"],
-            IgnoreIssuer => &["GP-AUTH-007"],
+            // Unchecked, the claim is not required either (GP-AUTH-013).
+            IgnoreAudience => &["GP-AUTH-006", "GP-AUTH-013"],
+            IgnoreIssuer => &["GP-AUTH-007", "GP-AUTH-013"],
             IgnoreQueryToken => &["GP-AUTH-009"],
+            // The raised leeway stretches `nbf` as well (GP-AUTH-011).
+            AcceptStaleToken => &["GP-AUTH-010", "GP-AUTH-011"],
+            IgnoreNotBefore => &["GP-AUTH-011"],
+            AcceptTokenWithoutSub => &["GP-AUTH-012"],
+            AcceptMissingIssuerAudience => &["GP-AUTH-013"],
+            QueryTokenUnverified => &["GP-AUTH-014"],
             RefusalWithoutReason => &["GP-AUTH-008"],
 
             DoubleRun => &["GP-ROUTE-001"],
@@ -281,15 +317,24 @@ impl Fault {
             TabCloseStopsRun => &["GP-ISO-006", "GP-SEQ-008"],
             PostIntoAnyThread => &["GP-ISO-004"],
             IdentityFromPayload => &["GP-ISO-005"],
-            NewThreadEveryMessage => &["GP-ISO-007"],
+            NewThreadEveryMessage => &["GP-ISO-008"],
+            ServerThreadsNotReusable => &["GP-ISO-007", "GP-ISO-009"],
+            LeakContent => &["GP-ISO-002"],
 
-            OmitAgentStarted => &["GP-SEQ-001"],
-            DropToolCompleted => &["GP-SEQ-004"],
+            // No agent_started: nothing to echo the message's id (GP-SEQ-012), and no run has
+            // all five events (GP-SEQ-013).
+            OmitAgentStarted => &["GP-SEQ-001", "GP-SEQ-012", "GP-SEQ-013"],
+            AgentStartedWithoutRequestId => &["GP-SEQ-012"],
+            ToolEventsOnlyWithDirectives => &["GP-SEQ-013"],
+            // The triggered run has no tool call closed (GP-SEQ-013).
+            DropToolCompleted => &["GP-SEQ-004", "GP-SEQ-013"],
             RepeatToolCompleted => &["GP-SEQ-002"],
             ToolCallIdFromName => &["GP-SEQ-003"],
             // The late tool_completed follows the terminal event (GP-SEQ-005).
-            CompleteWithOpenTool => &["GP-SEQ-004", "GP-SEQ-005"],
+            // ...and the triggered run ends before its call is closed (GP-SEQ-013).
+            CompleteWithOpenTool => &["GP-SEQ-004", "GP-SEQ-005", "GP-SEQ-013"],
             FrameAfterTerminal => &["GP-SEQ-005"],
+            LateFrameAfterTerminal => &["GP-SEQ-005"],
             SeqGap => &["GP-SEQ-006"],
             SeqRepeat => &["GP-SEQ-006"],
             ReorderFrames => &["GP-SEQ-006"],
@@ -297,10 +342,11 @@ impl Fault {
             DuplicateFrame => &["GP-ISO-003", "GP-SEQ-006", "GP-WIRE-004"],
             // The stray frame opens a "run" of its own that does not start with agent_started
             // (GP-SEQ-001) at seq 2 (GP-SEQ-006), the run it left has a gap (GP-SEQ-006) and
-            // one thinking step fewer than asked (GP-SEQ-011).
-            WrongRunId => &["GP-SEQ-001", "GP-SEQ-006", "GP-SEQ-011"],
-            // The owner's thread is no longer what the run's frames report (GP-ISO-007).
-            WrongThreadId => &["GP-ISO-007", "GP-SEQ-007"],
+            // one thinking step fewer than asked (GP-SEQ-011), so the triggered run lacks its
+            // thinking step (GP-SEQ-013).
+            WrongRunId => &["GP-SEQ-001", "GP-SEQ-006", "GP-SEQ-011", "GP-SEQ-013"],
+            // The thread the owner names is no longer what the run's frames report (GP-ISO-008).
+            WrongThreadId => &["GP-ISO-008", "GP-SEQ-007"],
             EventIdPerRun => &["GP-WIRE-004"],
             ToolErrorAbortsRun => &["GP-SEQ-009"],
             ToolErrorReportedOk => &["GP-SEQ-009"],

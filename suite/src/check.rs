@@ -77,6 +77,12 @@ pub(crate) struct CheckArgs {
     /// than the spec's is refused.
     #[arg(long, value_name = "SECS")]
     run_timeout: Option<f64>,
+    /// A message that makes the backend call a tool (e.g. "What time is it in Tokyo? Use the
+    /// clock tool."): the tool-trigger scenarios send it to check that a run delivers all five
+    /// events with paired tool calls. Without it, a server that lists the `directives`
+    /// capability is sent a directive; any other gets those MUSTs unchecked (INCOMPLETE).
+    #[arg(long, value_name = "TEXT")]
+    tool_prompt: Option<String>,
     /// Scenarios run at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -160,6 +166,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         users: args.users,
         timeout: Duration::from_secs_f64(args.timeout),
         run_timeout: args.run_timeout.map(Duration::from_secs_f64),
+        tool_prompt: args.tool_prompt.clone(),
         strict: args.strict,
         concurrency: args.concurrency,
         record: args.record.clone(),

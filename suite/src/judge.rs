@@ -185,6 +185,13 @@ impl Judge {
         );
     }
 
+    /// Whether the run `run_id` reached its terminal event on this connection.
+    pub(crate) fn run_over(&self, run_id: &Value) -> bool {
+        self.runs
+            .get(&run_id.to_string())
+            .is_some_and(RunTracker::is_finished)
+    }
+
     /// The runs seen that have not reached their terminal event.
     pub(crate) fn open_runs(&self) -> usize {
         self.runs.values().filter(|r| !r.is_finished()).count()

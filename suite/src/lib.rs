@@ -55,6 +55,10 @@ pub struct Options {
     /// (`run_timeout_ms` of `features/sequence.toml`); `None` takes the spec's. A run that has
     /// not ended this long after its message fails `GP-SEQ-008`.
     pub run_timeout: Option<Duration>,
+    /// A message that makes the target call a tool (`--tool-prompt`): the tool-trigger
+    /// scenarios send it. `None` uses the `directives` capability when the server lists it;
+    /// otherwise those scenarios are skipped and the run is INCOMPLETE.
+    pub tool_prompt: Option<String>,
     /// SHOULD requirements count as failures.
     pub strict: bool,
     /// Scenarios run at once.
@@ -76,6 +80,7 @@ impl Default for Options {
             users: None,
             timeout: Duration::from_secs(5),
             run_timeout: None,
+            tool_prompt: None,
             strict: false,
             concurrency: 16,
             record: None,
@@ -224,6 +229,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         record: options.record,
         dialect: dialect.clone(),
         run_timeout,
+        tool_prompt: options.tool_prompt.clone(),
         agent_runs: Default::default(),
     });
     let scope = report::Scope {

@@ -34,6 +34,18 @@ pub enum Placement {
     Query,
 }
 
+impl Placement {
+    /// How the step vocabulary names it: `Authorization header`, `subprotocol offer`,
+    /// `token query parameter`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Placement::Header => "Authorization header",
+            Placement::Subprotocol => "subprotocol offer",
+            Placement::Query => "token query parameter",
+        }
+    }
+}
+
 /// Why the target could not be reached at all.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
@@ -579,6 +591,11 @@ impl Conn {
     /// Whether the connection has seen a close.
     pub fn close_code(&self) -> Option<Option<u16>> {
         self.closed
+    }
+
+    /// Whether the run `run_id` reached its terminal event on this connection.
+    pub fn run_over(&self, run_id: &Value) -> bool {
+        self.judge.run_over(run_id)
     }
 
     /// The runs seen on this connection that have not reached their terminal event.

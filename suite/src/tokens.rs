@@ -35,6 +35,77 @@ pub enum TokenKind {
     OtherAudience,
     /// Properly signed, from an issuer the server does not trust.
     OtherIssuer,
+    /// Properly signed, `exp` a few seconds further in the past than the spec's clock-skew
+    /// bound (`features/limits.toml`).
+    ExpiredPastSkew,
+    /// Properly signed, `nbf` a few seconds further in the future than the clock-skew bound.
+    NotYetValid,
+    /// Properly signed, without a `sub` claim.
+    NoSubject,
+    /// Properly signed, without an `iss` claim.
+    NoIssuer,
+    /// Properly signed, without an `aud` claim.
+    NoAudience,
+}
+
+impl TokenKind {
+    /// Every kind of token the server must refuse.
+    pub const BAD: [TokenKind; 11] = [
+        TokenKind::Malformed,
+        TokenKind::Expired,
+        TokenKind::WrongSignature,
+        TokenKind::Unsigned,
+        TokenKind::OtherAudience,
+        TokenKind::OtherIssuer,
+        TokenKind::ExpiredPastSkew,
+        TokenKind::NotYetValid,
+        TokenKind::NoSubject,
+        TokenKind::NoIssuer,
+        TokenKind::NoAudience,
+    ];
+
+    /// Whether forging it needs the server's secret.
+    fn needs_secret(self) -> bool {
+        !matches!(
+            self,
+            TokenKind::Valid
+                | TokenKind::Malformed
+                | TokenKind::WrongSignature
+                | TokenKind::Unsigned
+        )
+    }
+
+    /// The claim the server must be declared to check for this kind to be refused.
+    pub fn declared_claim(self) -> Option<&'static str> {
+        match self {
+            TokenKind::OtherAudience | TokenKind::NoAudience => Some("aud"),
+            TokenKind::OtherIssuer | TokenKind::NoIssuer => Some("iss"),
+            _ => None,
+        }
+    }
+
+    /// How the step vocabulary names it: `with an expired token`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TokenKind::Valid => "with a valid token",
+            TokenKind::Malformed => "with a malformed token",
+            TokenKind::Expired => "with an expired token",
+            TokenKind::WrongSignature => "with a token signed with another key",
+            TokenKind::Unsigned => "with an unsigned token",
+            TokenKind::OtherAudience => "with a token for another audience",
+            TokenKind::OtherIssuer => "with a token from another issuer",
+            TokenKind::ExpiredPastSkew => "with a token expired just past the clock-skew bound",
+            TokenKind::NotYetValid => "with a token not valid until after the clock-skew bound",
+            TokenKind::NoSubject => "with a token without a subject",
+            TokenKind::NoIssuer => "with a token without an issuer",
+            TokenKind::NoAudience => "with a token without an audience",
+        }
+    }
+
+    /// The kind a step's `<credential>` names (`without a token` is `None`).
+    pub fn from_description(text: &str) -> Option<TokenKind> {
+        TokenKind::BAD.into_iter().find(|k| k.describe() == text)
+    }
 }
 
 /// Why a token could not be had.
@@ -148,15 +219,33 @@ impl TokenSource {
     pub async fn token(&self, user: &str, kind: TokenKind) -> Result<String, TokenError> {
         match kind {
             TokenKind::Malformed => return Ok("not-a-jwt.at-all".to_owned()),
-            TokenKind::Expired | TokenKind::OtherAudience | TokenKind::OtherIssuer => {
+            kind if kind.needs_secret() => {
                 let TokenSource::Secret { secret, claims } = self else {
                     return Err(TokenError::NeedsSecret(kind));
                 };
                 let mut claims = base_claims(user, claims);
+                // A few seconds past the bound: beyond any rounding of the clock.
+                let skew = goldenpath_spec::limits::limits().auth.clock_skew_s as i64 + 5;
                 match kind {
                     TokenKind::Expired => {
                         claims.insert("exp".into(), (now() - 3600).into());
                         claims.insert("iat".into(), (now() - 7200).into());
+                    }
+                    TokenKind::ExpiredPastSkew => {
+                        claims.insert("exp".into(), (now() - skew).into());
+                        claims.insert("iat".into(), (now() - skew - 600).into());
+                    }
+                    TokenKind::NotYetValid => {
+                        claims.insert("nbf".into(), (now() + skew).into());
+                    }
+                    TokenKind::NoSubject => {
+                        claims.remove("sub");
+                    }
+                    TokenKind::NoIssuer => {
+                        claims.remove("iss");
+                    }
+                    TokenKind::NoAudience => {
+                        claims.remove("aud");
                     }
                     TokenKind::OtherAudience => {
                         let aud = claims
@@ -199,10 +288,7 @@ impl TokenSource {
 
     /// Whether tokens of `kind` can be had from this source.
     pub fn can_forge(&self, kind: TokenKind) -> bool {
-        !matches!(
-            kind,
-            TokenKind::Expired | TokenKind::OtherAudience | TokenKind::OtherIssuer
-        ) || matches!(self, TokenSource::Secret { .. })
+        !kind.needs_secret() || matches!(self, TokenSource::Secret { .. })
     }
 
     /// Whether the server is known to check this claim (the source names it).

@@ -69,10 +69,25 @@ pub(crate) struct Context {
     /// How long a run may take to reach its terminal event: the spec's run timeout, or a
     /// tighter one the target promises.
     pub(crate) run_timeout: Duration,
+    /// A message that makes the target call a tool (`--tool-prompt`), if it named one.
+    pub(crate) tool_prompt: Option<String>,
     /// User messages sent: agent runs the check started on the target.
     pub(crate) agent_runs: std::sync::atomic::AtomicU64,
     /// The dialect the target speaks (also the target's own).
     pub(crate) dialect: crate::Dialect,
+}
+
+impl Context {
+    /// The target's tool trigger: the one it named, else, on a server that lists the
+    /// `directives` capability, a directive for one tool call and one thinking step.
+    pub(crate) fn tool_prompt(&self) -> Option<String> {
+        self.tool_prompt.clone().or_else(|| {
+            self.capabilities
+                .iter()
+                .any(|c| c == "directives")
+                .then(|| "please use a tool [tools=1 think=1]".to_owned())
+        })
+    }
 }
 
 /// What a scenario leaves behind for the report.
@@ -120,6 +135,10 @@ pub(crate) fn auth_requirement(kind: Option<TokenKind>) -> &'static str {
         Some(TokenKind::Unsigned) => "GP-AUTH-005",
         Some(TokenKind::OtherAudience) => "GP-AUTH-006",
         Some(TokenKind::OtherIssuer) => "GP-AUTH-007",
+        Some(TokenKind::ExpiredPastSkew) => "GP-AUTH-010",
+        Some(TokenKind::NotYetValid) => "GP-AUTH-011",
+        Some(TokenKind::NoSubject) => "GP-AUTH-012",
+        Some(TokenKind::NoIssuer | TokenKind::NoAudience) => "GP-AUTH-013",
         Some(TokenKind::Valid) => "GP-AUTH-009",
     }
 }
@@ -188,6 +207,9 @@ pub(crate) struct GoldenWorld {
     /// Connections the scenario closed, kept for evidence.
     pub(crate) closed: Vec<Conn>,
     pub(crate) attempt: Option<AttemptRecord>,
+    /// The attempts of `connects with every bad token in every placement`: what each carried,
+    /// where, and whether it was let in (with how).
+    pub(crate) sweep: Vec<(String, Placement, Option<String>)>,
     /// The close code the latest close step got back (`None`: the stream ended without one).
     pub(crate) last_close: Option<Option<u16>>,
     pub(crate) skip: Option<String>,
@@ -551,6 +573,11 @@ impl GoldenWorld {
         self.run.clear();
         let conn = self.conn(user, i);
         conn.cursor = conn.received.len();
+        // After an error frame, a message that starts no run breaks GP-ROUTE-008.
+        if conn.received.iter().any(|f| f["type"] == "error") {
+            self.expect_run = vec!["GP-ROUTE-008"];
+        }
+        let conn = self.conn(user, i);
         if let Err(e) = conn.send_json(&frame).await {
             self.fail_and_stop(
                 "GP-ROUTE-008",
@@ -595,7 +622,12 @@ impl GoldenWorld {
                         "the run did not reach its terminal event on {label} within the run timeout ({}): {e}; {got} frame(s) of it arrived",
                         crate::human(run_timeout)
                     );
+                    let nothing = capture.frames.is_empty();
                     self.run.insert(label.clone(), capture);
+                    if nothing {
+                        // Did another tab get it? Pull in what they were sent.
+                        self.settle_others(user, &label).await;
+                    }
                     self.unfinished(user, &label, run_id.as_ref(), what);
                 }
             };
@@ -603,6 +635,15 @@ impl GoldenWorld {
                 continue;
             }
             match &run_id {
+                // A late frame of a run that already ended here is no new run (GP-SEQ-005 is
+                // the judge's to report).
+                None if !matches!(
+                    frame["type"].as_str(),
+                    Some("agent_started" | "agent_completed" | "agent_error")
+                ) && conn.run_over(&frame["run_id"]) =>
+                {
+                    continue;
+                }
                 None => run_id = Some(frame["run_id"].clone()),
                 Some(id) if *id != frame["run_id"] => continue,
                 _ => {}
@@ -634,13 +675,7 @@ impl GoldenWorld {
         if got == 0 {
             // Nothing of it here: lost on the way to this tab, if another tab has it; else no
             // run arrived at all, and the scenario has no run to judge.
-            let tab = format!("{user}#");
-            if let Some(other) = self
-                .run
-                .iter()
-                .find(|(l, c)| *l != label && l.starts_with(&tab) && !c.frames.is_empty())
-                .map(|(l, _)| l.clone())
-            {
+            if let Some(other) = self.other_tab_with_run(user, label) {
                 let run = run_id.map(Value::to_string).unwrap_or_default();
                 fail!(
                     self,
@@ -672,6 +707,29 @@ impl GoldenWorld {
             );
         }
         fail!(self, "GP-SEQ-008", "{what}")
+    }
+
+    /// Settle every open connection of `user` but `label`, so that what the server sent them is
+    /// received.
+    pub(crate) async fn settle_others(&mut self, user: &str, label: &str) {
+        for i in 0..self.count(user) {
+            if self.conn(user, i).label != label {
+                self.settle(user, i).await;
+            }
+        }
+    }
+
+    /// Another open connection of `user` than `label` that received a run frame in the current
+    /// action: the run arrived, and only this tab lacks it.
+    pub(crate) fn other_tab_with_run(&self, user: &str, label: &str) -> Option<String> {
+        self.conns.get(user)?.iter().find_map(|c| {
+            let start = self.marks.get(&c.label).copied().unwrap_or(0);
+            (c.label != label
+                && c.received[start.min(c.received.len())..]
+                    .iter()
+                    .any(is_run_frame))
+            .then(|| c.label.clone())
+        })
     }
 
     /// What the server answered the latest user message with instead of a run, as a clause of

@@ -36,10 +36,15 @@ pub struct Reference {
 
 impl Reference {
     pub async fn start(secret: &str) -> Reference {
+        Reference::start_with(goldenpath_reference::Config::new(secret)).await
+    }
+
+    /// The reference with `config` (dev tokens on).
+    pub async fn start_with(config: goldenpath_reference::Config) -> Reference {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = goldenpath_reference::Config::new(secret).with_dev_tokens(true);
+        let config = config.with_dev_tokens(true);
         tokio::spawn(goldenpath_reference::serve(listener, config, async {
             let _ = stopped.await;
         }));

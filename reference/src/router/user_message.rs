@@ -32,7 +32,11 @@ pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
     let faults = shared.faults;
     let thread_id = match message.payload.thread_id {
         Some(thread) if fault_on!(faults, PostIntoAnyThread) => thread,
-        Some(thread) => match shared.threads.check(sender.user, &thread) {
+        Some(thread) => match shared
+            .threads
+            .check(sender.user, &thread)
+            .and_then(|()| refuse_server_thread(faults, &thread))
+        {
             Ok(()) if fault_on!(faults, NewThreadEveryMessage) => new_thread(sender),
             Ok(()) => thread,
             Err(e) => {
@@ -83,4 +87,16 @@ fn spawn_run(sender: &Sender<'_>, run: RunSender, content: String, request_id: O
             _ = agent::run(run, shared.broadcast.ids(), &content, request_id) => {}
         }
     });
+}
+
+/// `Fault::ServerThreadsNotReusable`: every thread here is one the server created, so each is
+/// refused. Always `Ok` without the fault.
+fn refuse_server_thread(
+    faults: crate::faults::Faults,
+    thread: &str,
+) -> Result<(), crate::threads::ThreadNotFound> {
+    if fault_on!(faults, ServerThreadsNotReusable) {
+        return Err(crate::threads::ThreadNotFound(thread.to_owned()));
+    }
+    Ok(())
 }

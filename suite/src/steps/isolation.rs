@@ -61,7 +61,7 @@ async fn closes_mid_run(w: &mut GoldenWorld, user: String) {
     if w.when() {
         return;
     }
-    let deadline = w.deadline();
+    let deadline = w.run_deadline();
     let last = w.count(&user).saturating_sub(1);
     let conn = w.conn(&user, last);
     let run_id = loop {
@@ -76,10 +76,15 @@ async fn closes_mid_run(w: &mut GoldenWorld, user: String) {
                 ),
             ),
             Ok(_) => continue,
-            Err(e) => (
-                "GP-ROUTE-001",
-                format!("the run's agent_started never reached {}: {e}", conn.label),
-            ),
+            Err(e) => {
+                let label = conn.label.clone();
+                let got = format!("the run's agent_started never reached {label}: {e}");
+                w.settle_others(&user, &label).await;
+                match w.other_tab_with_run(&user, &label) {
+                    Some(other) => ("GP-ISO-001", format!("{got}; {other} received it")),
+                    None => ("GP-ROUTE-001", got),
+                }
+            }
         };
         w.fail_and_stop(requirement, got, "no run to judge");
     };
@@ -311,12 +316,20 @@ async fn no_leak(w: &mut GoldenWorld) {
                 ));
             }
         }
-        // ...and a user that sent nothing in this action receives nothing in it.
-        if !sent
-            && let Some(f) = w
-                .since_action(&user, i)
+        // ...and a user that sent nothing in this action receives nothing of a run that began
+        // in it (a late frame of the user's own earlier run is the sequence rules' business).
+        let earlier: std::collections::HashSet<String> = {
+            let start = all.len() - w.since_action(&user, i).len();
+            all[..start]
                 .iter()
-                .find(|f| f.get("run_id").is_some())
+                .filter_map(|f| f.get("run_id").map(Value::to_string))
+                .collect()
+        };
+        if !sent
+            && let Some(f) = w.since_action(&user, i).iter().find(|f| {
+                f.get("run_id")
+                    .is_some_and(|r| !earlier.contains(&r.to_string()))
+            })
         {
             problems.push(format!("{label} sent nothing and received {}", f["type"]));
             counts[users.len()][me] += 1;

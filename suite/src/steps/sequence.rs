@@ -4,6 +4,9 @@
 use cucumber::{then, when};
 use serde_json::Value;
 
+use tokio::time::Instant;
+
+use crate::target::Incoming;
 use crate::world::{GoldenWorld, ensure, fail, suite_error};
 
 /// The frames of `kind` in the run, a frame delivered twice counted once (the duplicate is
@@ -24,6 +27,136 @@ async fn sends_directive(w: &mut GoldenWorld, user: String, directive: String) {
     }
     let content = format!("hello {directive}");
     w.say(&user, &content, None).await;
+}
+
+#[when(regex = r"^(alice|bob|carol) sends a user message that makes the agent use a tool$")]
+async fn sends_tool_trigger(w: &mut GoldenWorld, user: String) {
+    if w.when() {
+        return;
+    }
+    let Some(prompt) = w.ctx().tool_prompt() else {
+        return w.skip(
+            "the target names no tool trigger: pass --tool-prompt TEXT, a message that makes the backend call a tool (@tool-trigger)",
+        );
+    };
+    w.say(&user, &prompt, None).await;
+}
+
+#[then(regex = r"^the run's agent_started echoes the message's id as request_id$")]
+async fn echoes_request_id(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    let Some(id) = w.last_message_id.clone() else {
+        suite_error!("no user message was sent")
+    };
+    let run = the_run(w);
+    let started = run.iter().find(|f| f["type"] == "agent_started").cloned();
+    let echoed = started
+        .as_ref()
+        .map(|f| f["payload"]["request_id"].clone())
+        .unwrap_or_default();
+    ensure!(
+        w,
+        echoed == id.as_str(),
+        "GP-SEQ-012",
+        "the run's agent_started carries request_id {echoed}, not the message's id {id:?}"
+    );
+}
+
+#[then(regex = r"^the run has agent_started, agent_thinking, a tool call and its terminal event$")]
+async fn five_events(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    let runs: Vec<(String, Vec<Value>)> = w
+        .run
+        .iter()
+        .map(|(label, r)| (label.clone(), r.frames.clone()))
+        .collect();
+    for (label, run) in runs {
+        let has = |kind: &str| run.iter().any(|f| f["type"] == kind);
+        let closed = run.iter().any(|f| {
+            f["type"] == "tool_executing"
+                && run.iter().any(|c| {
+                    c["type"] == "tool_completed"
+                        && c["payload"]["tool_call_id"] == f["payload"]["tool_call_id"]
+                })
+        });
+        let mut missing = Vec::new();
+        for kind in ["agent_started", "agent_thinking"] {
+            if !has(kind) {
+                missing.push(kind.to_owned());
+            }
+        }
+        if !closed {
+            missing.push("a tool_executing closed by its tool_completed".to_owned());
+        }
+        if !run.iter().any(is_terminal) {
+            missing.push("a terminal event".to_owned());
+        }
+        ensure!(
+            w,
+            missing.is_empty(),
+            "GP-SEQ-013",
+            "the run on {label} made to use a tool has no {}: {}",
+            missing.join(", no "),
+            run.iter()
+                .map(|f| f["type"].as_str().unwrap_or("?"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+}
+
+#[then(regex = r"^nothing of the run arrives within the quiet window after its terminal event$")]
+async fn quiet_after_terminal(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    let quiet = goldenpath_spec::limits::limits().run.quiet_after_terminal();
+    let user = w.run_owner();
+    for i in 0..w.count(&user) {
+        let capture = w.read_run(&user, i).await;
+        let Some(run_id) = capture.frames.first().map(|f| f["run_id"].clone()) else {
+            continue;
+        };
+        let ended = capture.at.last().copied().unwrap_or_else(Instant::now);
+        let conn = w.conn(&user, i);
+        let label = conn.label.clone();
+        // Every frame already received counts, then whatever comes until the window closes.
+        let until = ended + quiet;
+        while conn
+            .recv(until)
+            .await
+            .is_ok_and(|i| !matches!(i, Incoming::Closed(_)))
+        {}
+        let after: Vec<String> = conn
+            .received
+            .iter()
+            .zip(&conn.received_at)
+            .filter(|(f, at)| f["run_id"] == run_id && **at > ended && !is_terminal(f))
+            .map(|(f, at)| {
+                format!(
+                    "{} {} after the terminal event",
+                    f["type"],
+                    crate::human(at.saturating_duration_since(ended))
+                )
+            })
+            .collect();
+        ensure!(
+            w,
+            after.is_empty(),
+            "GP-SEQ-005",
+            "on {label}, frames of run {run_id} arrived within the quiet window ({}): {}",
+            crate::human(quiet),
+            after.join("; ")
+        );
+    }
+}
+
+fn is_terminal(f: &Value) -> bool {
+    matches!(f["type"].as_str(), Some("agent_completed" | "agent_error"))
 }
 
 /// `<receiver> receives one complete run [with n tool calls [and m thinking steps]]`.
