@@ -221,6 +221,11 @@ pub(crate) fn write_reports(
     if let Some(baseline) = baseline {
         return compare(report, baseline);
     }
+    // Offline re-judging never certifies (its report says PARTIAL); its exit says whether what
+    // it could judge held.
+    if command == "validate" && report.state == goldenpath::RunState::Partial {
+        return ExitCode::from(0);
+    }
     ExitCode::from(report.state.exit_code())
 }
 

@@ -185,6 +185,36 @@ async fn settle(conn: &mut Conn, id: String, deadline: Instant) {
     }
 }
 
+/// The sender × receiver matrix of the leaks among `findings`, if any.
+fn leak_matrix(findings: &[Finding]) -> Option<LeakMatrix> {
+    let pairs: Vec<(&str, &str)> = findings
+        .iter()
+        .filter_map(|f| f.leak.as_ref())
+        .map(|l| (l.from.as_str(), l.to.as_str()))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let users: Vec<String> = pairs
+        .iter()
+        .flat_map(|(a, b)| [*a, *b])
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let at = |u: &str| users.iter().position(|x| x == u).unwrap_or(0);
+    let mut counts = vec![vec![0usize; users.len()]; users.len()];
+    for (from, to) in pairs {
+        counts[at(from)][at(to)] += 1;
+    }
+    Some(LeakMatrix { users, counts })
+}
+
+/// The spec's pong budget (`pong_ms` of `features/sequence.toml`).
+fn pong_budget() -> Duration {
+    Duration::from_millis(goldenpath_spec::machine::machine().liveness().pong_ms)
+}
+
 /// A close code for people: `1008`, or `no close code`.
 pub(crate) fn close_text(code: Option<u16>) -> String {
     code.map_or_else(|| "no close code".to_owned(), |c| format!("code {c}"))
@@ -353,6 +383,21 @@ impl GoldenWorld {
     /// sent (a spec budget, not `--timeout`).
     pub(crate) fn run_deadline(&self) -> Instant {
         self.sent_at.unwrap_or_else(Instant::now) + self.ctx().run_timeout
+    }
+
+    /// A wait bounded by `--timeout` ran out while `--timeout` is shorter than a spec budget the
+    /// wait stands for: the runner's flag, not the target, cut it short — a suite error naming
+    /// the flag, never a failure.
+    pub(crate) fn flag_tighter_than_budget(&self, budget_name: &str, budget: Duration) {
+        let timeout = self.ctx().timeout;
+        if timeout < budget {
+            suite_error!(
+                "--timeout {} is shorter than {budget_name} ({}) this wait stands for: raise --timeout to at least {}",
+                crate::human(timeout),
+                crate::human(budget),
+                crate::human(budget)
+            );
+        }
     }
 
     /// The deadline for one wait on the network.
@@ -825,7 +870,10 @@ impl GoldenWorld {
                     close_text(code)
                 ),
                 Ok(_) => continue,
-                Err(e) => format!("no pong with request_id {id:?}: {e}"),
+                Err(e) => {
+                    self.flag_tighter_than_budget("the pong budget", pong_budget());
+                    format!("no pong with request_id {id:?}: {e}")
+                }
             };
             self.fail_and_stop("GP-HB-001", got, "no pong to judge");
         }
@@ -864,6 +912,9 @@ impl GoldenWorld {
             let (findings, transcript) = conn.evidence();
             outcome.findings.extend(findings);
             outcome.transcripts.push(transcript);
+        }
+        if outcome.leak_matrix.is_none() {
+            outcome.leak_matrix = leak_matrix(&outcome.findings);
         }
         outcome
     }

@@ -150,6 +150,7 @@ fn normalise(text: &str) -> String {
     let text = mask_numbers_after(&text, "\"t_ms\": ", "\"<ms>\"");
     let text = mask_numbers_after(&text, " time=\"", "<s>");
     let text = mask_numbers_after(&text, " scenarios in ", "<s>");
+    let text = mask_numbers_after(&text, " agent runs, in ", "<s>");
     let text = text
         .lines()
         .map(mask_transcript_time)
@@ -781,6 +782,7 @@ async fn a_real_run_renders_stably() {
     let options = Options {
         selection: Selection {
             tags: None,
+            tags_text: None,
             only: vec!["GP-HB".into(), "GP-CONN-003".into()],
         },
         ..Options::default()
@@ -846,6 +848,8 @@ fn scenario(feature: &str, name: &str, tags: &[&str], verdict: Verdict) -> Scena
         tags,
         verdict,
         skip_reason: None,
+        // A hand-made scenario that passed or failed ran all its (absent) steps.
+        ran_through: matches!(verdict, Verdict::Pass | Verdict::Fail),
         duration_ms: 0.0,
         steps: Vec::new(),
         findings: Vec::new(),
@@ -889,6 +893,7 @@ fn constructed() -> Report {
             got: "event_id \"e-1a2b3c4d-5\" again".into(),
             connection: Some("bob#1".into()),
             frame_index: Some(3),
+            leak: None,
         },
         Finding {
             requirement: "GP-ISO-002".into(),
@@ -896,6 +901,7 @@ fn constructed() -> Report {
             got: leak_message.clone(),
             connection: None,
             frame_index: None,
+            leak: None,
         },
     ];
     let greeting = |n: u32, user: &str, connection: &str| {
@@ -1023,6 +1029,7 @@ fn constructed() -> Report {
         got: pong_message.into(),
         connection: None,
         frame_index: None,
+        leak: None,
     }];
     slow.transcripts = vec![Transcript {
         connection: "alice#1".into(),
@@ -1273,7 +1280,14 @@ fn a_report_through_a_dialect_marks_its_verdicts_and_shows_its_debt() {
     // Read raw, the legacy breaks the contract; through its dialect, what can be judged holds.
     assert!(!raw.conformant());
     assert!(raw.dialect.is_none());
-    assert!(report.conformant(), "{}", writer::summary(&report));
+    // Offline, only part of the spec is judged: PARTIAL, with nothing failed.
+    assert_eq!(
+        report.state,
+        goldenpath::RunState::Partial,
+        "{}",
+        writer::summary(&report)
+    );
+    assert_eq!(report.totals.fail, 0, "{}", writer::summary(&report));
     for r in &report.requirements {
         match r.verdict {
             Verdict::Skip => assert!(r.reason.as_deref().unwrap().contains("netra-legacy lacks")),

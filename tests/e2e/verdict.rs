@@ -226,3 +226,28 @@ async fn verdicts_do_not_depend_on_the_runners_concurrency() {
         "the same faults, whatever the concurrency"
     );
 }
+
+#[tokio::test]
+async fn a_timeout_tighter_than_a_spec_budget_is_the_runners_error_not_the_targets_failure() {
+    // A server whose pongs take longer than --timeout but well within the spec's pong budget.
+    let reference = Reference::start_with(
+        goldenpath_reference::Config::new("slow").with_fault(goldenpath_reference::Fault::SlowPong),
+    )
+    .await;
+    let (code, out, err) = goldenpath(&[
+        "check",
+        "--url",
+        &reference.ws(),
+        "--jwt-secret",
+        "slow",
+        "--only",
+        "GP-HB-001",
+        "--timeout",
+        "0.2",
+    ])
+    .await;
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("INCONCLUSIVE"), "{out}");
+    assert!(out.contains("--timeout"), "the error names the flag: {out}");
+    assert!(!out.contains("NOT CONFORMANT"), "{out}");
+}

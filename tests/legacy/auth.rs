@@ -94,6 +94,8 @@ pub(crate) fn verify(token: Option<&str>, secret: &str) -> Result<String, String
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims(&["exp", "sub", "iss"]);
     validation.set_issuer(&[super::ISSUER]);
+    // PyJWT checks `nbf` by default.
+    validation.validate_nbf = true;
     // Checked only when the token names an audience.
     validation.set_audience(&[super::AUDIENCE]);
     let claims = jsonwebtoken::decode::<Claims>(

@@ -64,7 +64,7 @@ pub fn summary(report: &Report) -> String {
             let why = r
                 .reason
                 .as_deref()
-                .map(|s| format!(" ({s})"))
+                .map(|s| format!(" ({})", s.replace('\n', " ")))
                 .or_else(|| r.via.as_deref().map(|d| format!(" (via {d})")))
                 .unwrap_or_default();
             let _ = writeln!(
@@ -123,7 +123,7 @@ pub fn summary(report: &Report) -> String {
             }
         );
         for u in &report.unchecked {
-            let _ = writeln!(out, "  {:<14} {}", u.id, u.reason);
+            let _ = writeln!(out, "  {:<14} {}", u.id, u.reason.replace('\n', " "));
         }
         let _ = writeln!(out);
     }
