@@ -16,7 +16,10 @@ async fn reference(
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut config = Config::new(secret);
+    // An issuer and an audience the runner is told of, so that every auth MUST can be checked.
+    let mut config = Config::new(secret)
+        .with_issuer("capture-issuer")
+        .with_audience("capture-audience");
     if let Some(fault) = fault {
         config = config.with_fault(fault);
     }
@@ -66,6 +69,10 @@ async fn live_and_offline(fault: Option<&str>) {
         &url,
         "--jwt-secret",
         secret,
+        "--jwt-claim",
+        "iss=capture-issuer",
+        "--jwt-claim",
+        "aud=capture-audience",
         "--record",
         captures.to_str().unwrap(),
         "--json",

@@ -287,6 +287,24 @@ async fn no_leak(w: &mut GoldenWorld) {
         return;
     }
     w.settle_all().await;
+    // Nothing can be seen to leak from runs that never came: each sender's runs must have
+    // reached it first.
+    for sender in w.senders() {
+        let own = w.wire_user(&sender);
+        // A message the server refused (an error frame) was not meant to start a run.
+        let arrived = (0..w.count(&sender)).any(|i| {
+            w.since_action(&sender, i).iter().any(|f| {
+                f["type"] == "error" || (f.get("run_id").is_some() && f["user_id"] == own.as_str())
+            })
+        });
+        if !arrived {
+            w.fail_and_stop(
+                "GP-ROUTE-001",
+                format!("no run arrived on any connection of {sender} for its messages"),
+                "no run to judge",
+            );
+        }
+    }
     let users: Vec<String> = w.conns.keys().cloned().collect();
     let wire: BTreeMap<String, usize> = users
         .iter()
