@@ -6,19 +6,22 @@
 
 use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
 
 /// One serialized server frame, shared by every connection it goes to.
 pub(crate) type Frame = Utf8Bytes;
 
-/// The send side of one open connection: its bounded queue and the bell that tells its loop it
-/// was too slow.
+/// The send side of one open connection: its queue, bounded in frames and in bytes, and the bell
+/// that tells its loop it was too slow.
 #[derive(Clone)]
 pub(crate) struct ConnHandle {
     pub(crate) id: Arc<str>,
     tx: mpsc::Sender<Frame>,
+    /// Bytes of the frames in the queue (shared with the [`Outbox`]).
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
     slow: Arc<Notify>,
     /// Set once the queue overflowed: the connection is closing and takes no more frames.
     overflowed: Arc<AtomicBool>,
@@ -37,20 +40,25 @@ pub(crate) enum Delivery {
 }
 
 impl ConnHandle {
-    /// A handle and the receiving end of its queue, which holds at most `capacity` frames.
+    /// A handle and the receiving end of its queue, which holds at most `frames` frames and
+    /// `bytes` bytes of them (a single frame larger than `bytes` still fits an empty queue).
     pub(crate) fn new(
         id: Arc<str>,
-        capacity: usize,
-    ) -> (ConnHandle, mpsc::Receiver<Frame>, Arc<Notify>) {
-        let (tx, rx) = mpsc::channel(capacity);
+        frames: usize,
+        bytes: usize,
+    ) -> (ConnHandle, Outbox, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(frames.max(1));
         let slow = Arc::new(Notify::new());
+        let queued = Arc::new(AtomicUsize::new(0));
         let handle = ConnHandle {
             id,
             tx,
+            queued: queued.clone(),
+            max_bytes: bytes,
             slow: slow.clone(),
             overflowed: Arc::default(),
         };
-        (handle, rx, slow)
+        (handle, Outbox { rx, queued }, slow)
     }
 
     /// Whether the connection's loop has ended (its queue's receiver is gone).
@@ -63,7 +71,18 @@ impl ConnHandle {
         if self.overflowed.load(Ordering::Relaxed) {
             return Delivery::Closed;
         }
-        match self.tx.try_send(frame) {
+        let len = frame.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        let over_bytes = before > 0 && before + len > self.max_bytes;
+        let sent = if over_bytes {
+            Err(mpsc::error::TrySendError::Full(frame))
+        } else {
+            self.tx.try_send(frame)
+        };
+        if sent.is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => Delivery::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.overflowed.swap(true, Ordering::Relaxed) {
@@ -74,6 +93,28 @@ impl ConnHandle {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
         }
+    }
+}
+
+/// The receiving end of one connection's queue: what its loop writes out.
+pub(crate) struct Outbox {
+    rx: mpsc::Receiver<Frame>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// The next frame, waiting for one.
+    pub(crate) async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.rx.recv().await?;
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+
+    /// The next frame if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Option<Frame> {
+        let frame = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
     }
 }
 
@@ -228,7 +269,7 @@ mod tests {
     fn the_cap_counts_reservations_and_connections_and_frees_on_drop() {
         let registry = Registry::default();
         let first = registry.reserve("alice", 2).unwrap();
-        let (conn, _rx, _) = ConnHandle::new("c1".into(), 4);
+        let (conn, _rx, _) = ConnHandle::new("c1".into(), 4, 1024);
         let registered = first.register(conn);
         let second = registry.reserve("alice", 2).unwrap();
         assert_eq!(registry.reserve("alice", 2).err().map(|e| e.limit), Some(2));
@@ -242,11 +283,21 @@ mod tests {
 
     #[test]
     fn a_full_queue_rings_the_slow_bell() {
-        let (conn, _rx, _slow) = ConnHandle::new("c1".into(), 1);
+        let (conn, _rx, _slow) = ConnHandle::new("c1".into(), 1, 1024);
         assert_eq!(conn.deliver("a".into()), Delivery::Queued);
         assert_eq!(conn.deliver("b".into()), Delivery::SlowConsumer);
         assert_eq!(conn.deliver("c".into()), Delivery::Closed, "reported once");
         drop(_rx);
         assert_eq!(conn.deliver("c".into()), Delivery::Closed);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let (conn, mut outbox, _slow) = ConnHandle::new("c1".into(), 100, 10);
+        assert_eq!(conn.deliver("x".repeat(40).into()), Delivery::Queued, "one frame always fits");
+        assert_eq!(outbox.try_recv().map(|f| f.len()), Some(40));
+        assert_eq!(conn.deliver("123456".into()), Delivery::Queued);
+        assert_eq!(conn.deliver("1234".into()), Delivery::Queued);
+        assert_eq!(conn.deliver("1".into()), Delivery::SlowConsumer, "11 bytes > 10");
     }
 }
