@@ -11,5 +11,7 @@ mod cli;
 mod common;
 #[path = "e2e/mute.rs"]
 mod mute;
+#[path = "e2e/shutdown.rs"]
+mod shutdown;
 #[path = "e2e/tls.rs"]
 mod tls;
