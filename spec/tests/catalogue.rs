@@ -45,7 +45,7 @@ const DIRECTIVE_STEP: &str = "sends a user message with the directive";
 
 const MIN_SCENARIOS: usize = 35;
 const MIN_REQUIREMENTS: usize = 30;
-const MAX_PATTERNS: usize = 45;
+const MAX_PATTERNS: usize = 47;
 
 /// One scenario to run: a plain scenario, or one row of an outline's examples.
 #[derive(Debug)]

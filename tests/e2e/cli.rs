@@ -18,12 +18,12 @@ async fn the_embedded_reference_is_conformant() {
     .await;
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        out.contains("CONFORMANT: 53 requirements passed, 0 failed, 0 errors, 0 skipped"),
+        out.contains("CONFORMANT: 56 requirements passed, 0 failed, 0 errors, 0 skipped"),
         "{out}"
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["format"], "goldenpath-report/1");
-    assert_eq!(report["requirements"].as_array().unwrap().len(), 53);
+    assert_eq!(report["requirements"].as_array().unwrap().len(), 56);
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<testsuites") && xml.contains("name=\"requirement\" value=\"GP-SEQ-006\""),
