@@ -52,7 +52,7 @@ enum Written {
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Reservation) {
     let user = reservation.user().clone();
     let id: Arc<str> = shared.broadcast.ids().next("c").into();
-    let (conn, mut queue, slow) = ConnHandle::new(
+    let (conn, queue) = ConnHandle::new(
         id.clone(),
         shared.config.queue_frames,
         shared.config.queue_bytes,
@@ -109,11 +109,11 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
             biased;
             _ = shared.shutdown.cancelled() => {
                 // Drain what is already queued (bounded), then say goodbye.
-                let _ = timeout(CLOSE_TIMEOUT, drain(&mut queue, &mut sink)).await;
+                let _ = timeout(CLOSE_TIMEOUT, drain(&queue, &mut sink)).await;
                 patience = CLOSE_TIMEOUT;
                 break Some((close_code::AWAY, "server shutting down"));
             }
-            _ = slow.notified() => {
+            _ = queue.overflowed() => {
                 tracing::info!(%user, connection = %id, "slow consumer closed");
                 break Some((close_code::AGAIN, "slow consumer: too many frames queued"));
             }
@@ -121,8 +121,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
                 let written = tokio::select! {
                     biased;
                     _ = shared.shutdown.cancelled() => Written::Shutdown,
-                    _ = slow.notified() => Written::Slow,
-                    written = timeout(send_timeout, write_batch(frame, &mut queue, &mut sink)) => {
+                    _ = queue.overflowed() => Written::Slow,
+                    written = timeout(send_timeout, write_batch(frame, &queue, &mut sink)) => {
                         written.unwrap_or(Written::Stuck)
                     }
                 };
@@ -242,7 +242,7 @@ fn route(text: &str, sender: &Sender<'_>, poisoned: bool) -> Option<Refusal> {
 /// Write `first` and up to [`WRITE_BATCH`] more of what is queued, then flush.
 async fn write_batch(
     first: crate::registry::Frame,
-    queue: &mut Outbox,
+    queue: &Outbox,
     sink: &mut (impl SinkExt<Message> + Unpin),
 ) -> Written {
     if sink.feed(Message::Text(first)).await.is_err() {
@@ -261,7 +261,7 @@ async fn write_batch(
 }
 
 /// Write out what is queued for the connection, without waiting for more.
-async fn drain(queue: &mut Outbox, sink: &mut (impl SinkExt<Message> + Unpin)) {
+async fn drain(queue: &Outbox, sink: &mut (impl SinkExt<Message> + Unpin)) {
     while let Some(frame) = queue.try_recv() {
         if sink.feed(Message::Text(frame)).await.is_err() {
             return;

@@ -199,7 +199,7 @@ async fn shutdown_with_a_stuck_client_returns_within_the_drain_plus_one_second()
 /// Frames written straight onto the socket, past the WebSocket client.
 mod raw {
     /// A client frame: FIN, the opcode, masked with the zero key unless `masked` is false.
-    pub fn frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    pub(super) fn frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
         let mut out = vec![first_byte];
         let mask_bit = if masked { 0x80 } else { 0 };
         match payload.len() {
