@@ -164,7 +164,7 @@ async fn drain(shared: &Shared, http: &mut tokio::task::JoinHandle<std::io::Resu
 
 /// The WebSocket read buffer's initial size. It grows to the size of a frame in flight; an idle
 /// connection keeps only this much.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 /// Frames written are buffered up to this many bytes before a write to the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
 
