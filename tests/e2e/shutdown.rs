@@ -1,7 +1,7 @@
 //! `goldenpath serve` under SIGTERM: a client that stops reading cannot hold the process past
 //! the drain deadline plus one second.
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -53,7 +53,13 @@ async fn sigterm_with_a_stuck_client_exits_within_the_drain_plus_one_second() {
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut stuck, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(request))
+    let (mut stuck, _) =
+        tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(request.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+    // A second tab of the same user, read until the run is under way.
+    let (mut watcher, _) = tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(request))
         .await
         .unwrap()
         .unwrap();
@@ -61,6 +67,16 @@ async fn sigterm_with_a_stuck_client_exits_within_the_drain_plus_one_second() {
     let content = format!("{} [tools=64 delay_ms=100]", "x".repeat(60_000));
     let message = serde_json::json!({"type": "user_message", "payload": {"content": content}});
     stuck.send(Message::text(message.to_string())).await.unwrap();
+    tokio::time::timeout(LIMIT, async {
+        while let Some(Ok(frame)) = watcher.next().await {
+            if frame.to_text().is_ok_and(|t| t.contains("\"agent_started\"")) {
+                return;
+            }
+        }
+        panic!("the run never started");
+    })
+    .await
+    .expect("the run starts within the limit");
 
     let pid = server.id().expect("running").to_string();
     let started = Instant::now();
@@ -75,10 +91,11 @@ async fn sigterm_with_a_stuck_client_exits_within_the_drain_plus_one_second() {
         .expect("the server exits")
         .unwrap();
     let took = started.elapsed();
+    println!("SIGTERM to exit with a stuck client, --drain 1s: {took:?}");
     assert!(status.success(), "{status}");
     assert!(
         took < Duration::from_millis(2000),
         "exit took {took:?}, over the drain (1 s) plus one second"
     );
-    drop(stuck);
+    drop((stuck, watcher));
 }

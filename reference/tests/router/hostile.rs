@@ -50,6 +50,7 @@ async fn a_socket_that_never_completes_the_handshake_is_dropped_at_the_deadline(
         .unwrap();
     let silent_for = until_closed(&mut silent).await;
     let slow_for = until_closed(&mut slowloris).await;
+    println!("handshake deadline 300 ms: silent socket dropped after {silent_for:?}, slowloris after {slow_for:?}");
     assert!(silent_for < Duration::from_secs(3), "{silent_for:?}");
     assert!(slow_for < Duration::from_secs(3), "{slow_for:?}");
     assert_eq!(metric(&server, "handshake_timeouts_total").await, 2);
@@ -193,6 +194,7 @@ async fn shutdown_with_a_stuck_client_returns_within_the_drain_plus_one_second()
         .expect("serve returns")
         .unwrap();
     let took = started.elapsed();
+    println!("serve() returned {took:?} after shutdown with a stuck client (drain 1 s)");
     assert!(took < Duration::from_millis(2000), "shutdown took {took:?}");
 }
 
