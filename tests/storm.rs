@@ -62,10 +62,9 @@ impl Storm {
         let mut request = format!("ws://{}/ws", self.addr)
             .into_client_request()
             .unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().unwrap(),
-        );
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         request
     }
 
@@ -325,9 +324,8 @@ async fn a_storm_of_hostile_clients_costs_the_well_behaved_nothing() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(CI_CONNECTIONS);
     let external = std::env::var("GOLDENPATH_STORM_ADDR").ok();
-    let mut config = Config::new(
-        std::env::var("GOLDENPATH_STORM_SECRET").unwrap_or_else(|_| "storm".into()),
-    );
+    let mut config =
+        Config::new(std::env::var("GOLDENPATH_STORM_SECRET").unwrap_or_else(|_| "storm".into()));
     config.handshake_timeout = Duration::from_secs(1);
     config.send_timeout = Duration::from_secs(1);
     config.queue_bytes = 256 * 1024;
@@ -335,7 +333,10 @@ async fn a_storm_of_hostile_clients_costs_the_well_behaved_nothing() {
     let auth = Authenticator::new(&config);
     let max_frame_bytes = config.max_frame_bytes;
     let (addr, server) = match &external {
-        Some(addr) => (addr.parse().expect("GOLDENPATH_STORM_ADDR is host:port"), None),
+        Some(addr) => (
+            addr.parse().expect("GOLDENPATH_STORM_ADDR is host:port"),
+            None,
+        ),
         None => {
             let server = Server::start_with(config).await;
             (server.addr, Some(server))
@@ -427,18 +428,30 @@ async fn a_storm_of_hostile_clients_costs_the_well_behaved_nothing() {
         metric(&text, "protocol_closes_total"),
         metric(&text, "auth_refusals_total"),
         metric(&text, "error_frames_total"),
-        if external.is_some() { "server" } else { "server and clients" },
+        if external.is_some() {
+            "server"
+        } else {
+            "server and clients"
+        },
         peak.map_or("?".into(), |k| (k / 1024).to_string()),
         PANICS.load(Ordering::Relaxed),
     );
-    assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(delivered, expected_frames, "frames lost or duplicated");
     assert_eq!(PANICS.load(Ordering::Relaxed), 0, "something panicked");
     assert_eq!(slow_closed, slow_readers, "slow readers left open");
     if let Some(kib) = peak.filter(|_| external.is_none()) {
         // Both ends of every connection live in this process.
         let per_connection = kib * 1024 / total as u64;
-        assert!(per_connection < 256 * 1024, "{per_connection} bytes per connection at peak");
+        assert!(
+            per_connection < 256 * 1024,
+            "{per_connection} bytes per connection at peak"
+        );
     }
     if let Some(server) = server {
         server.stop().await;

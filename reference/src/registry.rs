@@ -331,10 +331,18 @@ mod tests {
     #[test]
     fn the_queue_is_bounded_in_bytes_too() {
         let (conn, outbox) = ConnHandle::new("c1".into(), 100, 10);
-        assert_eq!(conn.deliver("x".repeat(40).into()), Delivery::Queued, "one frame always fits");
+        assert_eq!(
+            conn.deliver("x".repeat(40).into()),
+            Delivery::Queued,
+            "one frame always fits"
+        );
         assert_eq!(outbox.try_recv().map(|f| f.len()), Some(40));
         assert_eq!(conn.deliver("123456".into()), Delivery::Queued);
         assert_eq!(conn.deliver("1234".into()), Delivery::Queued);
-        assert_eq!(conn.deliver("1".into()), Delivery::SlowConsumer, "11 bytes > 10");
+        assert_eq!(
+            conn.deliver("1".into()),
+            Delivery::SlowConsumer,
+            "11 bytes > 10"
+        );
     }
 }

@@ -17,8 +17,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Authenticator, Placement};
 use crate::broadcast::{Broadcast, Ids};
-use crate::gate::{Gate, Handshake};
 use crate::faults::{Faults, fault_on};
+use crate::gate::{Gate, Handshake};
 use crate::metrics::{Metrics, inc};
 use crate::registry::Registry;
 use crate::threads::Threads;

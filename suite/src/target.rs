@@ -462,7 +462,10 @@ impl Conn {
     /// them in the transcript.
     pub async fn send_raw(&mut self, bytes: &[u8], note: &str) -> Result<(), RecvError> {
         use tokio::io::AsyncWriteExt;
-        self.log(Direction::Sent, format!("<raw {} bytes: {note}>", bytes.len()));
+        self.log(
+            Direction::Sent,
+            format!("<raw {} bytes: {note}>", bytes.len()),
+        );
         let closed = |conn: &Conn| RecvError::Closed {
             connection: conn.label.clone(),
             code: conn.closed.flatten(),

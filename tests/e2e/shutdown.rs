@@ -66,10 +66,16 @@ async fn sigterm_with_a_stuck_client_exits_within_the_drain_plus_one_second() {
     // A long run of big frames that this client will never read.
     let content = format!("{} [tools=64 delay_ms=100]", "x".repeat(60_000));
     let message = serde_json::json!({"type": "user_message", "payload": {"content": content}});
-    stuck.send(Message::text(message.to_string())).await.unwrap();
+    stuck
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
     tokio::time::timeout(LIMIT, async {
         while let Some(Ok(frame)) = watcher.next().await {
-            if frame.to_text().is_ok_and(|t| t.contains("\"agent_started\"")) {
+            if frame
+                .to_text()
+                .is_ok_and(|t| t.contains("\"agent_started\""))
+            {
                 return;
             }
         }

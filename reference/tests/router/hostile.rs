@@ -50,7 +50,9 @@ async fn a_socket_that_never_completes_the_handshake_is_dropped_at_the_deadline(
         .unwrap();
     let silent_for = until_closed(&mut silent).await;
     let slow_for = until_closed(&mut slowloris).await;
-    println!("handshake deadline 300 ms: silent socket dropped after {silent_for:?}, slowloris after {slow_for:?}");
+    println!(
+        "handshake deadline 300 ms: silent socket dropped after {silent_for:?}, slowloris after {slow_for:?}"
+    );
     assert!(silent_for < Duration::from_secs(3), "{silent_for:?}");
     assert!(slow_for < Duration::from_secs(3), "{slow_for:?}");
     assert_eq!(metric(&server, "handshake_timeouts_total").await, 2);
@@ -137,10 +139,7 @@ async fn a_stuck_reader_is_closed_and_nobody_else_loses_a_frame() {
     let bob_run = bob.run().await;
     assert_valid_run(&bob_run);
     assert_eq!(count(&bob_run, "tool_completed"), 8);
-    assert!(
-        bob_run.iter().all(|f| f["user_id"] == "bob"),
-        "{bob_run:?}"
-    );
+    assert!(bob_run.iter().all(|f| f["user_id"] == "bob"), "{bob_run:?}");
     // Alice's other tab and bob both still serve runs.
     tab.say("[tools=2]").await;
     assert_valid_run(&tab.run().await);
@@ -246,7 +245,11 @@ async fn an_unmasked_frame_is_closed_with_1002() {
 
 #[tokio::test]
 async fn a_reserved_bit_or_opcode_is_closed_with_1002() {
-    let rsv = raw::frame(0x80 | 0x40 | 0x1, br#"{"type": "ping", "payload": {}}"#, true);
+    let rsv = raw::frame(
+        0x80 | 0x40 | 0x1,
+        br#"{"type": "ping", "payload": {}}"#,
+        true,
+    );
     assert_eq!(close_after_raw(&rsv).await, Some(CloseCode::Protocol));
     let opcode = raw::frame(0x80 | 0x3, b"hi", true);
     assert_eq!(close_after_raw(&opcode).await, Some(CloseCode::Protocol));

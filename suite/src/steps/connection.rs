@@ -252,9 +252,10 @@ async fn sends_broken_frame(w: &mut GoldenWorld, user: String, what: String) {
             ),
         ),
         "an unmasked text frame" => ("GP-CONN-008", raw_frame(0x81, ping, false, None)),
-        "a text frame with a reserved bit set" => {
-            ("GP-CONN-008", raw_frame(0x80 | 0x40 | 0x1, ping, true, None))
-        }
+        "a text frame with a reserved bit set" => (
+            "GP-CONN-008",
+            raw_frame(0x80 | 0x40 | 0x1, ping, true, None),
+        ),
         "a frame with a reserved opcode" => ("GP-CONN-008", raw_frame(0x83, ping, true, None)),
         _ => {
             let greeting = w.first_frame(&user, 0).await;
