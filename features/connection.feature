@@ -62,3 +62,33 @@ Feature: Connection
   Scenario: connection_established advertises the spec version and the frame limit
     Given alice is connected
     Then alice's connection_established advertises spec_version 1 and max_frame_bytes
+
+  @GP-CONN-007
+  Scenario: A text frame that is not valid UTF-8 is closed with 1007
+    Given alice is connected
+    When alice sends a text frame that is not valid UTF-8
+    Then alice receives a close frame with code 1007
+
+  @GP-CONN-008
+  Scenario: An unmasked client frame is closed with 1002
+    Given alice is connected
+    When alice sends an unmasked text frame
+    Then alice receives a close frame with code 1002
+
+  @GP-CONN-008
+  Scenario: A reserved bit without an extension is closed with 1002
+    Given alice is connected
+    When alice sends a text frame with a reserved bit set
+    Then alice receives a close frame with code 1002
+
+  @GP-CONN-008
+  Scenario: A reserved opcode is closed with 1002
+    Given alice is connected
+    When alice sends a frame with a reserved opcode
+    Then alice receives a close frame with code 1002
+
+  @GP-CONN-009
+  Scenario: A frame announced far over the frame limit is closed with 1009 before its payload
+    Given alice is connected
+    When alice sends a frame header announcing more than 64 times the server's frame limit
+    Then alice receives a close frame with code 1009

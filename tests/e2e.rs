@@ -11,6 +11,8 @@ mod cli;
 mod common;
 #[path = "e2e/mute.rs"]
 mod mute;
+#[path = "e2e/shutdown.rs"]
+mod shutdown;
 #[path = "e2e/tls.rs"]
 mod tls;
 #[path = "e2e/verdict.rs"]

@@ -1,28 +1,63 @@
 //! One loop per connection: `select!` over inbound frames, the outbound queue, the slow-consumer
 //! bell, idleness and shutdown.
+//!
+//! The slow-client policy: frames wait in a queue bounded in frames and bytes
+//! ([`Config::queue_frames`](crate::Config::queue_frames),
+//! [`Config::queue_bytes`](crate::Config::queue_bytes)); the send path never waits on it, and a
+//! full queue closes the connection with 1013. Writing to the socket is bounded too: a write
+//! that stalls past [`Config::send_timeout`](crate::Config::send_timeout) (the client stopped
+//! reading) closes the connection with 1013. A close frame gets a short bounded attempt, then
+//! the socket is dropped.
+//!
+//! The close codes for a broken client: 1002 for a WebSocket protocol violation (an unmasked
+//! frame, a reserved bit or opcode), 1007 for a text frame that is not UTF-8, 1009 for a frame
+//! over the transport's hard limit.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt};
 use goldenpath_spec::{MessageType, SPEC_VERSION};
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-use tokio::time::{Instant, interval_at};
+use std::time::Duration;
+use tokio::time::{Instant, interval_at, timeout};
+use tokio_tungstenite::tungstenite;
 
 use crate::faults::{Faults, fault_on};
 use crate::metrics::inc;
-use crate::registry::{ConnHandle, Frame, Reservation};
+use crate::registry::{ConnHandle, Outbox, Reservation};
 use crate::router::{self, Refusal, Sender};
 use crate::server::Shared;
 
 /// The most queued frames written before one flush.
 const WRITE_BATCH: usize = 64;
+/// How long the goodbye (the frames still queued at shutdown, and the close frame) may take
+/// before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How one bounded write ended.
+enum Written {
+    /// Everything was handed to the socket.
+    Done,
+    /// The socket failed: the client is gone.
+    Failed,
+    /// The socket did not take the frames within the send timeout: the client stopped reading.
+    Stuck,
+    /// The queue overflowed while the write was under way.
+    Slow,
+    /// The server is shutting down.
+    Shutdown,
+}
 
 /// Serve one upgraded connection until either side closes it.
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Reservation) {
     let user = reservation.user().clone();
     let id: Arc<str> = shared.broadcast.ids().next("c").into();
-    let (conn, mut queue, slow) = ConnHandle::new(id.clone(), shared.config.queue_frames);
+    let (conn, queue) = ConnHandle::new(
+        id.clone(),
+        shared.config.queue_frames,
+        shared.config.queue_bytes,
+    );
+    let send_timeout = shared.config.send_timeout;
     // Queue the greeting before the connection becomes visible to runs: it is always first.
     let faults = shared.faults;
     let mut greeting = json!({
@@ -65,27 +100,49 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
     };
     // Set by a refused frame under `Fault::ErrorPoisonsConnection`.
     let mut poisoned = false;
+    // How long the close frame may take to go out: a client that is merely slow gets the send
+    // timeout to read up to it; a stuck one, or a server shutting down, gets a moment.
+    let mut patience = send_timeout;
 
     let close = loop {
         tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => {
-                // Drain what is already queued, then say goodbye.
-                drain(&mut queue, &mut sink).await;
+                // Drain what is already queued (bounded), then say goodbye.
+                let _ = timeout(CLOSE_TIMEOUT, drain(&queue, &mut sink)).await;
+                patience = CLOSE_TIMEOUT;
                 break Some((close_code::AWAY, "server shutting down"));
             }
-            _ = slow.notified() => {
+            _ = queue.overflowed() => {
                 tracing::info!(%user, connection = %id, "slow consumer closed");
                 break Some((close_code::AGAIN, "slow consumer: too many frames queued"));
             }
             Some(frame) = queue.recv() => {
-                let mut ok = sink.feed(Message::Text(frame)).await.is_ok();
-                for _ in 1..WRITE_BATCH {
-                    let Ok(frame) = queue.try_recv() else { break };
-                    ok = ok && sink.feed(Message::Text(frame)).await.is_ok();
-                }
-                if !(ok && sink.flush().await.is_ok()) {
-                    break None;
+                let written = tokio::select! {
+                    biased;
+                    _ = shared.shutdown.cancelled() => Written::Shutdown,
+                    _ = queue.overflowed() => Written::Slow,
+                    written = timeout(send_timeout, write_batch(frame, &queue, &mut sink)) => {
+                        written.unwrap_or(Written::Stuck)
+                    }
+                };
+                match written {
+                    Written::Done => {}
+                    Written::Failed => break None,
+                    Written::Shutdown => {
+                        patience = CLOSE_TIMEOUT;
+                        break Some((close_code::AWAY, "server shutting down"));
+                    }
+                    Written::Slow => {
+                        tracing::info!(%user, connection = %id, "slow consumer closed");
+                        break Some((close_code::AGAIN, "slow consumer: too many frames queued"));
+                    }
+                    Written::Stuck => {
+                        inc(&shared.metrics.stuck_reader_closes);
+                        tracing::info!(%user, connection = %id, "stuck reader closed");
+                        patience = CLOSE_TIMEOUT;
+                        break Some((close_code::AGAIN, "slow consumer: not reading"));
+                    }
                 }
             }
             inbound = stream.next() => {
@@ -98,7 +155,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
                     Some(Ok(Message::Binary(_))) => Some(Refusal::binary()),
                     Some(Ok(Message::Ping(_))) if fault_on!(faults, PongWrongData) => {
                         // Replaces the pong the WebSocket layer queued, which carries the data.
-                        if sink.send(Message::Pong(Default::default())).await.is_err() {
+                        let pong = sink.send(Message::Pong(Default::default()));
+                        if !matches!(timeout(send_timeout, pong).await, Ok(Ok(()))) {
                             break None;
                         }
                         None
@@ -111,8 +169,16 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(e)) => {
                         tracing::debug!(%user, connection = %id, error = %e, "read failed");
-                        let too_big = e.to_string().contains("too long") || e.to_string().contains("too big");
-                        break too_big.then_some((close_code::SIZE, "frame over the transport limit"));
+                        let close = close_for(&e);
+                        if close.is_some() {
+                            inc(&shared.metrics.protocol_closes);
+                        }
+                        match close.map(|close| faulty_close(faults, close)) {
+                            Some(Some(close)) => break Some(close),
+                            // `Fault::OversizeDropped`: the socket goes without a close frame.
+                            Some(None) => return,
+                            None => break None,
+                        }
                     }
                 };
                 if let Some(refusal) = refused {
@@ -127,23 +193,28 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
                 if last_heard.elapsed() >= idle * 3 {
                     break Some((close_code::AWAY, "no traffic from the client"));
                 }
-                if last_heard.elapsed() >= idle && sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                if last_heard.elapsed() >= idle {
+                    let ping = sink.send(Message::Ping(Default::default()));
+                    if !matches!(timeout(send_timeout, ping).await, Ok(Ok(()))) {
+                        break None;
+                    }
                 }
             }
         }
     };
+    // Nothing more is queued for this connection: what was waiting is freed now.
+    drop(queue);
     match close {
         Some((code, reason)) => {
             let frame = CloseFrame {
                 code,
                 reason: reason.into(),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = timeout(patience, sink.send(Message::Close(Some(frame)))).await;
         }
         // The client closed (or vanished): flush the close reply the WebSocket layer queued.
         None => {
-            let _ = sink.close().await;
+            let _ = timeout(CLOSE_TIMEOUT, sink.close()).await;
         }
     }
     tracing::debug!(%user, connection = %id, "disconnected");
@@ -168,12 +239,61 @@ fn route(text: &str, sender: &Sender<'_>, poisoned: bool) -> Option<Refusal> {
     }
 }
 
-/// Write out what is queued for the connection, without waiting for more.
-async fn drain(queue: &mut mpsc::Receiver<Frame>, sink: &mut (impl SinkExt<Message> + Unpin)) {
-    while let Ok(frame) = queue.try_recv() {
+/// Write `first` and up to [`WRITE_BATCH`] more of what is queued, then flush.
+async fn write_batch(
+    first: crate::registry::Frame,
+    queue: &Outbox,
+    sink: &mut (impl SinkExt<Message> + Unpin),
+) -> Written {
+    if sink.feed(Message::Text(first)).await.is_err() {
+        return Written::Failed;
+    }
+    for _ in 1..WRITE_BATCH {
+        let Some(frame) = queue.try_recv() else { break };
         if sink.feed(Message::Text(frame)).await.is_err() {
-            break;
+            return Written::Failed;
         }
+    }
+    match sink.flush().await {
+        Ok(()) => Written::Done,
+        Err(_) => Written::Failed,
+    }
+}
+
+/// Write out what is queued for the connection, without waiting for more.
+async fn drain(queue: &Outbox, sink: &mut (impl SinkExt<Message> + Unpin)) {
+    while let Some(frame) = queue.try_recv() {
+        if sink.feed(Message::Text(frame)).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.flush().await;
+}
+
+/// The close a read error calls for: 1002 for a protocol violation, 1007 for a text frame that
+/// is not UTF-8, 1009 for a frame over the transport's limit; `None` when the client is gone.
+fn close_for(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::{Error, ProtocolError};
+    let source = std::error::Error::source(error)?;
+    let close = match source.downcast_ref::<Error>()? {
+        Error::Utf8(_) => (close_code::INVALID, "text frame is not valid UTF-8"),
+        Error::Capacity(_) => (close_code::SIZE, "frame over the transport limit"),
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
+        Error::Protocol(_) => (close_code::PROTOCOL, "WebSocket protocol violation"),
+        _ => return None,
+    };
+    Some(close)
+}
+
+/// The close a faulty router sends instead of `close` (`Fault::Utf8AsProtocolError`), or
+/// `None` when it drops the socket without one (`Fault::OversizeDropped`).
+fn faulty_close(faults: Faults, close: (u16, &'static str)) -> Option<(u16, &'static str)> {
+    match close.0 {
+        close_code::INVALID if fault_on!(faults, Utf8AsProtocolError) => {
+            Some((close_code::PROTOCOL, "WebSocket protocol violation"))
+        }
+        close_code::SIZE if fault_on!(faults, OversizeDropped) => None,
+        _ => Some(close),
     }
 }
 

@@ -84,6 +84,14 @@ pub enum Fault {
     EchoBearerSubprotocol,
     /// `connection_established` leaves out `max_frame_bytes`.
     GreetingWithoutLimits,
+    /// A text frame that is not UTF-8 is closed with 1002, like any protocol violation, not
+    /// with 1007.
+    Utf8AsProtocolError,
+    /// Unmasked client frames are accepted (the transport's check switched off for a proxy
+    /// that strips masks) instead of closed with 1002.
+    AcceptUnmaskedFrames,
+    /// A frame over the transport's hard limit drops the socket without a close frame (1009).
+    OversizeDropped,
     /// A non-JSON text keepalive (`keepalive`) follows the greeting, socket.io style.
     TextKeepalive,
 
@@ -280,6 +288,9 @@ impl Fault {
             EchoBearerSubprotocol => &["GP-CONN-004"],
             GreetingWithoutLimits => &["GP-CONN-006"],
             TextKeepalive => &["GP-WIRE-001"],
+            Utf8AsProtocolError => &["GP-CONN-007"],
+            AcceptUnmaskedFrames => &["GP-CONN-008"],
+            OversizeDropped => &["GP-CONN-009"],
 
             AcceptMissingToken => &["GP-AUTH-001"],
             // A token without `sub` fails to decode like a malformed one (GP-AUTH-012).

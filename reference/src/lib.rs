@@ -31,6 +31,7 @@ mod broadcast;
 mod config;
 mod connection;
 mod faults;
+mod gate;
 mod metrics;
 mod registry;
 mod router;

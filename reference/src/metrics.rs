@@ -13,6 +13,11 @@ pub(crate) struct Metrics {
     pub(crate) frames_sent: AtomicU64,
     pub(crate) error_frames: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
+    pub(crate) stuck_reader_closes: AtomicU64,
+    pub(crate) server_full_refusals: AtomicU64,
+    pub(crate) user_limit_refusals: AtomicU64,
+    pub(crate) handshake_timeouts: AtomicU64,
+    pub(crate) protocol_closes: AtomicU64,
 }
 
 /// Add one to a counter.
@@ -77,6 +82,36 @@ impl Metrics {
             "counter",
             "Connections closed with 1013 for a full queue.",
             get(&self.slow_consumer_closes),
+        );
+        line(
+            "stuck_reader_closes_total",
+            "counter",
+            "Connections closed with 1013 because a write stalled past the send timeout.",
+            get(&self.stuck_reader_closes),
+        );
+        line(
+            "server_full_refusals_total",
+            "counter",
+            "TCP connections refused with HTTP 503 at the global connection cap.",
+            get(&self.server_full_refusals),
+        );
+        line(
+            "user_limit_refusals_total",
+            "counter",
+            "Upgrades refused with HTTP 429 at the per-user connection cap.",
+            get(&self.user_limit_refusals),
+        );
+        line(
+            "handshake_timeouts_total",
+            "counter",
+            "TCP connections dropped for not completing the upgrade within the handshake timeout.",
+            get(&self.handshake_timeouts),
+        );
+        line(
+            "protocol_closes_total",
+            "counter",
+            "Connections closed for a WebSocket protocol violation (1002), invalid UTF-8 (1007) or a frame over the transport limit (1009).",
+            get(&self.protocol_closes),
         );
         out
     }

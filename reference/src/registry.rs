@@ -5,23 +5,48 @@
 //! this workspace), so every method here is synchronous and short.
 
 use axum::extract::ws::Utf8Bytes;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// One serialized server frame, shared by every connection it goes to.
 pub(crate) type Frame = Utf8Bytes;
 
-/// The send side of one open connection: its bounded queue and the bell that tells its loop it
-/// was too slow.
+/// The send side of one open connection: its queue, bounded in frames and in bytes, and the bell
+/// that tells its loop it was too slow.
 #[derive(Clone)]
 pub(crate) struct ConnHandle {
     pub(crate) id: Arc<str>,
-    tx: mpsc::Sender<Frame>,
-    slow: Arc<Notify>,
-    /// Set once the queue overflowed: the connection is closing and takes no more frames.
-    overflowed: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+}
+
+/// One connection's outbound queue. An idle connection's queue holds no frame and next to no
+/// memory: the buffer is given back whenever a burst has been written out.
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Rung when a frame is queued: the writer wakes.
+    ready: Notify,
+    /// Rung once when the queue overflows: the connection closes with 1013.
+    slow: Notify,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    /// The queue overflowed: the connection is closing and takes no more frames.
+    overflowed: bool,
+    /// The connection's loop has ended.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // Every edit is one short call that cannot panic halfway: a poisoned lock is consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// What happened to one frame offered to one connection.
@@ -37,43 +62,96 @@ pub(crate) enum Delivery {
 }
 
 impl ConnHandle {
-    /// A handle and the receiving end of its queue, which holds at most `capacity` frames.
-    pub(crate) fn new(
-        id: Arc<str>,
-        capacity: usize,
-    ) -> (ConnHandle, mpsc::Receiver<Frame>, Arc<Notify>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let slow = Arc::new(Notify::new());
+    /// A handle and the receiving end of its queue, which holds at most `frames` frames and
+    /// `bytes` bytes of them (a single frame larger than `bytes` still fits an empty queue).
+    pub(crate) fn new(id: Arc<str>, frames: usize, bytes: usize) -> (ConnHandle, Outbox) {
+        let queue = Arc::new(Queue {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            slow: Notify::new(),
+            max_frames: frames.max(1),
+            max_bytes: bytes,
+        });
         let handle = ConnHandle {
             id,
-            tx,
-            slow: slow.clone(),
-            overflowed: Arc::default(),
+            queue: queue.clone(),
         };
-        (handle, rx, slow)
+        (handle, Outbox { queue })
     }
 
-    /// Whether the connection's loop has ended (its queue's receiver is gone).
+    /// Whether the connection's loop has ended.
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.queue.lock().closed
     }
 
     /// Offer a frame without waiting: a full queue marks the connection as a slow consumer.
     pub(crate) fn deliver(&self, frame: Frame) -> Delivery {
-        if self.overflowed.load(Ordering::Relaxed) {
+        let queue = &self.queue;
+        let mut state = queue.lock();
+        if state.closed || state.overflowed {
             return Delivery::Closed;
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.overflowed.swap(true, Ordering::Relaxed) {
-                    return Delivery::Closed;
-                }
-                self.slow.notify_one();
-                Delivery::SlowConsumer
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+        let len = frame.len();
+        let full = state.frames.len() >= queue.max_frames
+            || (!state.frames.is_empty() && state.bytes + len > queue.max_bytes);
+        if full {
+            state.overflowed = true;
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            drop(state);
+            queue.slow.notify_one();
+            return Delivery::SlowConsumer;
         }
+        state.frames.push_back(frame);
+        state.bytes += len;
+        drop(state);
+        queue.ready.notify_one();
+        Delivery::Queued
+    }
+}
+
+/// The receiving end of one connection's queue: what its loop writes out. Dropping it closes
+/// the queue and frees what is still in it.
+pub(crate) struct Outbox {
+    queue: Arc<Queue>,
+}
+
+impl Outbox {
+    /// The next frame, waiting for one. Cancel-safe: a frame is taken only when returned.
+    pub(crate) async fn recv(&self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.try_recv() {
+                return Some(frame);
+            }
+            // A frame queued since the check above left a permit: this returns at once.
+            self.queue.ready.notified().await;
+        }
+    }
+
+    /// The next frame if one is queued.
+    pub(crate) fn try_recv(&self) -> Option<Frame> {
+        let mut state = self.queue.lock();
+        let frame = state.frames.pop_front()?;
+        state.bytes -= frame.len();
+        if state.frames.is_empty() && state.frames.capacity() > 8 {
+            // The burst is written: give its buffer back.
+            state.frames = VecDeque::new();
+        }
+        Some(frame)
+    }
+
+    /// Completes once the queue has overflowed.
+    pub(crate) async fn overflowed(&self) {
+        self.queue.slow.notified().await;
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut state = self.queue.lock();
+        state.closed = true;
+        state.frames = VecDeque::new();
+        state.bytes = 0;
     }
 }
 
@@ -228,7 +306,7 @@ mod tests {
     fn the_cap_counts_reservations_and_connections_and_frees_on_drop() {
         let registry = Registry::default();
         let first = registry.reserve("alice", 2).unwrap();
-        let (conn, _rx, _) = ConnHandle::new("c1".into(), 4);
+        let (conn, _rx) = ConnHandle::new("c1".into(), 4, 1024);
         let registered = first.register(conn);
         let second = registry.reserve("alice", 2).unwrap();
         assert_eq!(registry.reserve("alice", 2).err().map(|e| e.limit), Some(2));
@@ -242,11 +320,29 @@ mod tests {
 
     #[test]
     fn a_full_queue_rings_the_slow_bell() {
-        let (conn, _rx, _slow) = ConnHandle::new("c1".into(), 1);
+        let (conn, _rx) = ConnHandle::new("c1".into(), 1, 1024);
         assert_eq!(conn.deliver("a".into()), Delivery::Queued);
         assert_eq!(conn.deliver("b".into()), Delivery::SlowConsumer);
         assert_eq!(conn.deliver("c".into()), Delivery::Closed, "reported once");
         drop(_rx);
         assert_eq!(conn.deliver("c".into()), Delivery::Closed);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let (conn, outbox) = ConnHandle::new("c1".into(), 100, 10);
+        assert_eq!(
+            conn.deliver("x".repeat(40).into()),
+            Delivery::Queued,
+            "one frame always fits"
+        );
+        assert_eq!(outbox.try_recv().map(|f| f.len()), Some(40));
+        assert_eq!(conn.deliver("123456".into()), Delivery::Queued);
+        assert_eq!(conn.deliver("1234".into()), Delivery::Queued);
+        assert_eq!(
+            conn.deliver("1".into()),
+            Delivery::SlowConsumer,
+            "11 bytes > 10"
+        );
     }
 }

@@ -3,13 +3,13 @@
 
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::Deserialize;
 use serde_json::json;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, Authenticator, Placement};
 use crate::broadcast::{Broadcast, Ids};
 use crate::faults::{Faults, fault_on};
+use crate::gate::{Gate, Handshake};
 use crate::metrics::{Metrics, inc};
 use crate::registry::Registry;
 use crate::threads::Threads;
@@ -33,10 +34,12 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The deliberately broken behaviour switched on, if any (the `faults` feature).
     pub(crate) faults: Faults,
-    /// Cancelled when the server shuts down: connections close with 1001, runs stop.
+    /// Cancelled when the drain is over: connections close with 1001, runs stop.
     pub(crate) shutdown: CancellationToken,
     /// Every connection and run task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// The runs in flight, so that shutdown can let them finish (up to [`Config::drain`]).
+    pub(crate) runs: TaskTracker,
 }
 
 /// Why [`serve`] stopped with an error.
@@ -50,8 +53,10 @@ pub enum ServeError {
 /// Serve the golden path on an already bound `listener` until `shutdown` completes.
 ///
 /// The server never binds a port itself: tests bind `127.0.0.1:0`. When `shutdown` completes,
-/// the server stops accepting, sends every open WebSocket the frames already queued for it and a
-/// close frame with code 1001, stops the runs in flight, and returns once all of that is done.
+/// the server stops accepting and lets the runs in flight finish for up to [`Config::drain`];
+/// then it sends every open WebSocket the frames already queued for it and a close frame with
+/// code 1001, stops what runs remain, and returns. A client that does not read cannot hold it
+/// up: `serve` returns within the drain plus one second of `shutdown` completing.
 ///
 /// # Examples
 ///
@@ -84,6 +89,7 @@ pub async fn serve(
         metrics,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        runs: TaskTracker::new(),
         config,
     });
     let app = Router::new()
@@ -91,20 +97,85 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/dev/tokens", post(dev_token))
+        .layer(axum::middleware::from_fn(renew_deadline))
         .with_state(shared.clone());
 
-    let token = shared.shutdown.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await;
-    // Upgraded connections are not HTTP connections any more: wait for them and the runs here.
+    let gate = Gate::new(
+        listener,
+        shared.config.max_connections,
+        shared.config.handshake_timeout,
+        shared.metrics.clone(),
+    );
+    let stopping = CancellationToken::new();
+    let stop_accepting = stopping.clone();
+    let http = axum::serve(gate, app.into_make_service_with_connect_info::<Handshake>())
+        .with_graceful_shutdown(async move { stop_accepting.cancelled().await });
+    // The HTTP side runs in a task of its own: a half-open socket must not hold up shutdown.
+    let mut http = tokio::spawn(http.into_future());
+    let result = tokio::select! {
+        result = &mut http => result,
+        () = shutdown => {
+            stopping.cancel();
+            drain(&shared, &mut http).await;
+            return Ok(());
+        }
+    };
+    // The listener failed on its own: close everything at once.
     shared.shutdown.cancel();
     shared.tasks.close();
-    shared.tasks.wait().await;
-    result.map_err(ServeError::from)
+    let _ = tokio::time::timeout(CLOSE_GRACE, shared.tasks.wait()).await;
+    match result {
+        Ok(served) => served.map_err(ServeError::from),
+        Err(panic) => Err(ServeError::Io(std::io::Error::other(panic))),
+    }
+}
+
+/// How long connections get, after the drain, to send their queued frames and their 1001.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
+
+/// Shutdown after accepting stopped: runs in flight finish (up to the drain deadline), then
+/// every connection closes with 1001 (up to [`CLOSE_GRACE`] more).
+async fn drain(shared: &Shared, http: &mut tokio::task::JoinHandle<std::io::Result<()>>) {
+    let started = tokio::time::Instant::now();
+    let drain_deadline = started + shared.config.drain;
+    shared.runs.close();
+    if tokio::time::timeout_at(drain_deadline, shared.runs.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            runs = shared.runs.len(),
+            "drain deadline reached: stopping the runs still in flight"
+        );
+    }
+    shared.shutdown.cancel();
+    shared.tasks.close();
+    let close_deadline = tokio::time::Instant::now() + CLOSE_GRACE;
+    let _ = tokio::time::timeout_at(close_deadline, shared.tasks.wait()).await;
+    // Sockets still in their handshake are dropped with the HTTP task.
+    if tokio::time::timeout_at(close_deadline, &mut *http)
+        .await
+        .is_err()
+    {
+        http.abort();
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "drained");
+}
+
+/// The WebSocket read buffer's initial size. It grows to the size of a frame in flight; an idle
+/// connection keeps only this much.
+const READ_BUFFER: usize = 256;
+/// Frames written are buffered up to this many bytes before a write to the socket.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Each request on a plain HTTP connection gets the handshake deadline afresh.
+async fn renew_deadline(
+    ConnectInfo(handshake): ConnectInfo<Handshake>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    handshake.renew();
+    next.run(request).await
 }
 
 #[derive(Deserialize)]
@@ -115,6 +186,7 @@ struct WsQuery {
 /// `GET /ws`: authenticate, take a connection slot, then upgrade.
 async fn upgrade(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(handshake): ConnectInfo<Handshake>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -141,6 +213,7 @@ async fn upgrade(
     let reservation = match shared.registry.reserve(&user, limit) {
         Ok(r) => r,
         Err(e) => {
+            inc(&shared.metrics.user_limit_refusals);
             let body = json!({"error": "too_many_connections", "reason": "connection_limit", "message": e.to_string()});
             return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
         }
@@ -162,10 +235,14 @@ async fn upgrade(
         ws
     };
     let limit = shared.config.transport_frame_limit();
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+    handshake.complete();
+    tracing::trace!(peer = %handshake.peer(), %user, "upgrading");
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + limit)
         .max_message_size(limit)
         .max_frame_size(limit)
+        .accept_unmasked_frames(fault_on!(shared.faults, AcceptUnmaskedFrames))
         .on_upgrade(move |socket| {
             let tasks = shared.tasks.clone();
             tasks.track_future(connection::run(socket, shared, reservation))

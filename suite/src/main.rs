@@ -106,7 +106,9 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
-    tracing::info!("shutting down: closing connections with 1001");
+    tracing::info!(
+        "shutting down: no new connections; runs in flight get the drain, then every connection is closed with 1001"
+    );
 }
 
 /// `serve` logs its own progress; `check` prints a report and keeps logs to warnings.

@@ -487,6 +487,34 @@ impl Conn {
         .await
     }
 
+    /// Write `bytes` straight onto the socket, past the WebSocket layer: for frames a
+    /// well-behaved client never sends (not UTF-8, unmasked, reserved bits). `note` stands for
+    /// them in the transcript.
+    pub async fn send_raw(&mut self, bytes: &[u8], note: &str) -> Result<(), RecvError> {
+        use tokio::io::AsyncWriteExt;
+        self.log(
+            Direction::Sent,
+            format!("<raw {} bytes: {note}>", bytes.len()),
+        );
+        let closed = |conn: &Conn| RecvError::Closed {
+            connection: conn.label.clone(),
+            code: conn.closed.flatten(),
+        };
+        // Whatever the WebSocket layer still holds goes first.
+        if self.ws.flush().await.is_err() {
+            return Err(closed(self));
+        }
+        let socket = self.ws.get_mut();
+        let written = async {
+            socket.write_all(bytes).await?;
+            socket.flush().await
+        };
+        match written.await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(closed(self)),
+        }
+    }
+
     async fn send(&mut self, message: Message) -> Result<(), RecvError> {
         self.ws.send(message).await.map_err(|_| RecvError::Closed {
             connection: self.label.clone(),

@@ -51,6 +51,10 @@ struct Args {
     /// The core the servers are pinned to.
     #[arg(long, default_value = "0")]
     server_core: String,
+    /// Only the idle phase (RSS per idle connection and handshake rate) of the reference and the
+    /// floor, and of the peer when `--python` exists; prints the figures and writes nothing.
+    #[arg(long)]
+    idle_only: bool,
     /// Where the per-round JSON and the tables go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -123,18 +127,37 @@ async fn main() -> Result<()> {
     for round in 1..=args.rounds {
         let mut figures = BTreeMap::new();
         for server in [Server::Reference, Server::Peer, Server::Floor] {
+            if args.idle_only && server == Server::Peer && !args.python.exists() {
+                continue;
+            }
             eprintln!("== round {round}: {}", server.name());
             let f = bench_one(&args, server)
                 .await
                 .with_context(|| format!("round {round}, {}", server.name()))?;
+            if args.idle_only {
+                println!(
+                    "round {round}: {}: {:.0} bytes RSS per idle connection ({} connections), {:.0} handshakes/s",
+                    server.name(),
+                    f.rss_per_conn,
+                    args.idle_connections,
+                    f.handshakes_per_s
+                );
+                continue;
+            }
             eprintln!("   {f:?}");
             figures.insert(server, f);
+        }
+        if args.idle_only {
+            continue;
         }
         std::fs::write(
             args.out.join(format!("round-{round}.json")),
             serde_json::to_string_pretty(&figures)?,
         )?;
         all.push(figures);
+    }
+    if args.idle_only {
+        return Ok(());
     }
     let tables = tables(&all);
     std::fs::write(args.out.join("tables.md"), &tables)?;
@@ -295,6 +318,9 @@ async fn bench_one(args: &Args, server: Server) -> Result<Figures> {
     f.counters.lost += scratch.counters.lost;
     f.rss_per_conn = after.saturating_sub(before) as f64 / idle.connections.max(1) as f64;
     f.handshakes_per_s = idle.handshakes_per_s;
+    if args.idle_only {
+        return Ok(f);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Routing latency at 1k and 5k events/s offered.

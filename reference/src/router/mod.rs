@@ -90,7 +90,13 @@ pub(crate) fn parse(
             format!("a frame is a JSON object, not {}", kind_of(&value)),
         ));
     };
-    let request_id = object.get("id").and_then(Value::as_str).map(str::to_owned);
+    // Only an id the schema calls an identifier (non-empty) is echoed: echoing `""` would break
+    // the error frame's own schema (found by tests/fuzz.rs).
+    let request_id = object
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
     let with_id = |mut r: Refusal| {
         r.request_id = request_id.clone();
         r

@@ -81,7 +81,7 @@ fn new_thread(sender: &Sender<'_>) -> String {
 fn spawn_run(sender: &Sender<'_>, run: RunSender, content: String, request_id: Option<String>) {
     let shared = sender.shared.clone();
     let shutdown = shared.shutdown.clone();
-    sender.shared.tasks.spawn(async move {
+    sender.shared.runs.spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = agent::run(run, shared.broadcast.ids(), &content, request_id) => {}

@@ -5,6 +5,7 @@ mod auth;
 mod common;
 mod connection;
 mod heartbeat;
+mod hostile;
 mod isolation;
 mod operations;
 mod routing;

@@ -214,3 +214,125 @@ async fn still_open(w: &mut GoldenWorld, user: String) {
         }
     }
 }
+
+/// A client data frame as the bytes on the wire: FIN set, `first_byte` carrying the opcode and
+/// any reserved bits, the payload masked with a fixed key unless `masked` is false. When
+/// `announced` is given, the header announces that length whatever the payload's.
+fn raw_frame(first_byte: u8, payload: &[u8], masked: bool, announced: Option<u64>) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let len = announced.unwrap_or(payload.len() as u64);
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![first_byte];
+    match len {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&KEY);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// The requirement a close code answers for, in the connection family.
+fn close_requirement(code: u16) -> &'static str {
+    match code {
+        1007 => "GP-CONN-007",
+        1009 => "GP-CONN-009",
+        _ => "GP-CONN-008",
+    }
+}
+
+#[when(
+    regex = r"^(alice|bob|carol) sends (a text frame that is not valid UTF-8|an unmasked text frame|a text frame with a reserved bit set|a frame with a reserved opcode|a frame header announcing more than 64 times the server's frame limit)$"
+)]
+async fn sends_broken_frame(w: &mut GoldenWorld, user: String, what: String) {
+    if w.when() {
+        return;
+    }
+    let ping = br#"{"type": "ping", "id": "raw", "payload": {}}"#;
+    let (requirement, bytes) = match what.as_str() {
+        "a text frame that is not valid UTF-8" => (
+            "GP-CONN-007",
+            // A ping whose id holds a lone continuation byte and a truncated sequence.
+            raw_frame(
+                0x81,
+                b"{\"type\": \"ping\", \"id\": \"\x80\xe2\x82\", \"payload\": {}}",
+                true,
+                None,
+            ),
+        ),
+        "an unmasked text frame" => ("GP-CONN-008", raw_frame(0x81, ping, false, None)),
+        "a text frame with a reserved bit set" => (
+            "GP-CONN-008",
+            raw_frame(0x80 | 0x40 | 0x1, ping, true, None),
+        ),
+        "a frame with a reserved opcode" => ("GP-CONN-008", raw_frame(0x83, ping, true, None)),
+        _ => {
+            let greeting = w.first_frame(&user, 0).await;
+            let Some(limit) = greeting["payload"]["max_frame_bytes"].as_u64() else {
+                return w.skip("the server's connection_established advertises no max_frame_bytes");
+            };
+            // The header only, and the first bytes of a payload that never comes.
+            let announced = limit.saturating_mul(64).saturating_add(1);
+            let mut bytes = raw_frame(0x81, b"", true, Some(announced));
+            bytes.extend_from_slice(b"{\"type\"");
+            ("GP-CONN-009", bytes)
+        }
+    };
+    let conn = w.conn(&user, 0);
+    conn.cursor = conn.received.len();
+    if let Err(e) = conn.send_raw(&bytes, &what).await {
+        fail!(w, requirement, "could not send {what}: {e}");
+    }
+}
+
+#[then(regex = r"^(alice|bob|carol) receives a close frame with code (\d+)$")]
+async fn receives_close(w: &mut GoldenWorld, user: String, code: u16) {
+    if w.then() {
+        return;
+    }
+    let requirement = close_requirement(code);
+    let deadline = w.deadline();
+    let timeout = crate::human(w.ctx().timeout);
+    let conn = w.conn(&user, 0);
+    let got = loop {
+        match conn.recv(deadline).await {
+            Ok(crate::target::Incoming::Closed(got)) => break got,
+            // Frames that were on their way (a pong, an error frame) may come first.
+            Ok(_) => continue,
+            Err(e) => fail!(
+                w,
+                requirement,
+                "expected a close frame with code {code} within {timeout}: {e}"
+            ),
+        }
+    };
+    match got {
+        Some(got) if got == code => {}
+        Some(got) => fail!(
+            w,
+            requirement,
+            "expected a close frame with code {code}, got {got}"
+        ),
+        None => fail!(
+            w,
+            requirement,
+            "expected a close frame with code {code}; the connection ended without one"
+        ),
+    }
+    // Closed: that connection is no longer open.
+    if let Some(list) = w.conns.get_mut(&user) {
+        let conn = list.remove(0);
+        w.closed.push(conn);
+    }
+}
