@@ -11,6 +11,8 @@ mod capture;
 mod cli;
 #[path = "e2e/common.rs"]
 mod common;
+#[path = "e2e/html.rs"]
+mod html;
 #[path = "e2e/mute.rs"]
 mod mute;
 #[path = "e2e/tls.rs"]

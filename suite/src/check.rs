@@ -99,6 +99,13 @@ pub(crate) struct ReportArgs {
     /// Compare with a previous JSON report; exit 1 on a new failure.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Write a self-contained HTML report here (no script, no network).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write a Markdown summary of the verdict and the failing requirements here (e.g.
+    /// "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    summary_md: Option<PathBuf>,
 }
 
 impl ReportArgs {
@@ -251,10 +258,32 @@ pub(crate) fn write_reports(
         eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
     }
+    if let Some(path) = &args.html
+        && let Err(e) = std::fs::write(path, writer::to_html(report, baseline))
+    {
+        eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if let Some(path) = &args.summary_md
+        && let Err(e) = append(path, &writer::to_markdown(report, baseline))
+    {
+        eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     if let Some(baseline) = baseline {
         return compare(report, baseline);
     }
     ExitCode::from(if report.conformant() { 0 } else { 1 })
+}
+
+/// Append to a file, creating it: a job summary file collects every step's summary.
+fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 fn selection(args: &CheckArgs) -> Result<Selection, String> {
