@@ -3,6 +3,8 @@
 //! the contract, and an address where nothing listens. Each exit code comes from a real
 //! situation.
 
+#[path = "e2e/action.rs"]
+mod action;
 #[path = "e2e/attest.rs"]
 mod attest;
 #[path = "e2e/capture.rs"]

@@ -503,11 +503,14 @@ pub fn verify(text: &[u8], key: &VerifyingKey) -> Result<Statement, VerifyError>
     Ok(statement)
 }
 
+/// A PEM file's text, with CRLF line ends and surrounding blank lines (as a CI secret often
+/// has them) normalised away.
 fn read(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
         path: path.display().to_string(),
         source,
-    })
+    })?;
+    Ok(text.replace("\r\n", "\n").trim().to_owned() + "\n")
 }
 
 /// Read a signing key: a PKCS#8 PEM file (`-----BEGIN PRIVATE KEY-----`) holding an Ed25519
