@@ -17,5 +17,7 @@ mod common;
 mod html;
 #[path = "e2e/mute.rs"]
 mod mute;
+#[path = "e2e/packaging.rs"]
+mod packaging;
 #[path = "e2e/tls.rs"]
 mod tls;
