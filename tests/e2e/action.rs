@@ -80,11 +80,23 @@ async fn the_actions_steps_pass_against_the_reference() {
     assert_eq!(code, 0, "install.sh: stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("already installed"), "{out}");
 
-    // Baseline: a committed report.
-    env.insert("BASELINE", "docs/attestation/sample-report.json".into());
+    // Baseline: a committed report (here, one of the same selection written just now).
+    let baseline = dir.join("baseline.json");
+    let (code, _, err) = goldenpath(&[
+        "check",
+        "--only",
+        "GP-AUTH",
+        "--only",
+        "GP-ROUTE",
+        "--json",
+        baseline.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    env.insert("BASELINE", baseline.display().to_string());
     let (code, out, err) = step("baseline.sh", &env).await;
     assert_eq!(code, 0, "baseline.sh: stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(out.trim(), "docs/attestation/sample-report.json");
+    assert_eq!(out.trim(), baseline.display().to_string());
 
     // Check, signing with a fresh key.
     let key = dir.join("key");

@@ -2,7 +2,7 @@
 //! Chromium (driven over the DevTools protocol) shows the summary and a failing transcript,
 //! and its console stays clean.
 
-use crate::common::{RUN_LIMIT, goldenpath, scratch};
+use crate::common::{RUN_LIMIT, Reference, goldenpath, scratch};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -33,10 +33,23 @@ async fn the_html_report_of_a_failing_run_shows_its_summary_and_transcripts_in_c
     let (url, _stop) = leaking_reference("html-secret").await;
     let html = dir.join("report.html");
     let md = dir.join("summary.md");
-    let baseline = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/attestation/sample-report.json"
-    );
+    // The baseline: the same selection against a clean reference.
+    let clean = Reference::start("html-secret").await;
+    let baseline = dir.join("baseline.json");
+    let (code, out, err) = goldenpath(&[
+        "check",
+        "--url",
+        &clean.ws(),
+        "--jwt-secret",
+        "html-secret",
+        "--only",
+        "GP-ISO-002",
+        "--json",
+        baseline.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let baseline = baseline.to_str().unwrap();
     let (code, out, err) = goldenpath(&[
         "check",
         "--url",
