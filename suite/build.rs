@@ -18,16 +18,19 @@ fn main() {
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| {
-            // Rebuild when HEAD moves: HEAD itself, and the branch file it points at.
-            for path in ["HEAD", "packed-refs"] {
-                if let Some(p) = git(&["rev-parse", "--git-path", path]) {
+            // Rebuild when HEAD moves: HEAD itself, and the branch file it points at, loose or
+            // packed. Only files that exist: cargo reruns a script on every build for one that
+            // does not.
+            let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+            for path in ["HEAD", "packed-refs"]
+                .into_iter()
+                .chain(branch.as_deref())
+            {
+                if let Some(p) = git(&["rev-parse", "--git-path", path])
+                    && std::path::Path::new(&p).exists()
+                {
                     println!("cargo:rerun-if-changed={p}");
                 }
-            }
-            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-                && let Some(p) = git(&["rev-parse", "--git-path", &branch])
-            {
-                println!("cargo:rerun-if-changed={p}");
             }
             git(&["rev-parse", "HEAD"])
         })
