@@ -22,10 +22,7 @@ fn main() {
             // packed. Only files that exist: cargo reruns a script on every build for one that
             // does not.
             let branch = git(&["symbolic-ref", "-q", "HEAD"]);
-            for path in ["HEAD", "packed-refs"]
-                .into_iter()
-                .chain(branch.as_deref())
-            {
+            for path in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
                 if let Some(p) = git(&["rev-parse", "--git-path", path])
                     && std::path::Path::new(&p).exists()
                 {
