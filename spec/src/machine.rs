@@ -45,7 +45,7 @@ use serde_json::Value;
 use crate::MessageType;
 
 /// The machine's source: the one place that embeds `features/sequence.toml`.
-const SEQUENCE_TOML: &str = include_str!("../../features/sequence.toml");
+pub const SEQUENCE_TOML: &str = include_str!("../../features/sequence.toml");
 
 /// The machine of `features/sequence.toml`, parsed on first use.
 ///

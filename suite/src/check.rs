@@ -1,6 +1,7 @@
 //! `goldenpath check`: flags → options → run → writers → exit code.
 
 use clap::Args;
+use goldenpath::attest;
 use goldenpath::report::{Report, ScenarioResult};
 use goldenpath::writer::{self, BaselineClass};
 use goldenpath::{CheckError, Dialect, Options, Selection, Target, TokenSource, tokens};
@@ -88,6 +89,13 @@ pub(crate) struct CheckArgs {
     concurrency: usize,
     #[command(flatten)]
     reports: ReportArgs,
+    /// Write a signed attestation of the run here: an in-toto Statement in a DSSE envelope
+    /// (`goldenpath verify` checks it). Needs --signing-key.
+    #[arg(long, value_name = "FILE", requires = "signing_key")]
+    attest: Option<PathBuf>,
+    /// The Ed25519 key that signs --attest: a PKCS#8 PEM file (`goldenpath keygen` makes one).
+    #[arg(long, value_name = "FILE", requires = "attest")]
+    signing_key: Option<PathBuf>,
     /// Record every connection's transcript under this directory, as JSON Lines capture files
     /// that `goldenpath validate` re-judges offline.
     #[arg(long, value_name = "DIR")]
@@ -106,6 +114,13 @@ pub(crate) struct ReportArgs {
     /// Compare with a previous JSON report; exit 1 on a new failure.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Write a self-contained HTML report here (no script, no network).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write a Markdown summary of the verdict and the failing requirements here (e.g.
+    /// "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    summary_md: Option<PathBuf>,
 }
 
 impl ReportArgs {
@@ -159,8 +174,34 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
+    let signing_key = match args.signing_key.as_deref().map(attest::read_signing_key) {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(e)) => return usage(format!("--signing-key {e}")),
+    };
+    let facts = |started, finished| attest::RunFacts {
+        report_name: args
+            .reports
+            .json
+            .as_deref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| attest::REPORT_SUBJECT.to_owned()),
+        dialect: attest::DialectRef {
+            name: dialect.name().to_owned(),
+            origin: dialect.origin().to_owned(),
+            sha256: dialect.sha256().to_owned(),
+        },
+        selection: attest::SelectionRef {
+            tags: args.tags.clone(),
+            only: args.only.clone(),
+            strict: args.strict,
+        },
+        started,
+        finished,
+    };
     let options = Options {
-        dialect,
+        dialect: dialect.clone(),
         target,
         selection,
         users: args.users,
@@ -179,7 +220,9 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
             bar.inc(1);
         }) as goldenpath::Progress
     });
+    let started = time::OffsetDateTime::now_utc();
     let result = goldenpath::check(options, progress).await;
+    let finished = time::OffsetDateTime::now_utc();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -193,6 +236,20 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     };
     if let Some(dir) = &args.record {
         eprintln!("recorded: {}", dir.display());
+    }
+    if let (Some(path), Some(key)) = (&args.attest, &signing_key) {
+        let statement = attest::statement(
+            &report,
+            &writer::to_json(&report),
+            &facts(started, finished),
+        );
+        let written = attest::sign(&statement, key)
+            .map_err(|e| e.to_string())
+            .and_then(|text| std::fs::write(path, text).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("goldenpath check: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
     }
     write_reports("check", &report, &args.reports, baseline.as_ref())
 }
@@ -218,6 +275,18 @@ pub(crate) fn write_reports(
         eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
     }
+    if let Some(path) = &args.html
+        && let Err(e) = std::fs::write(path, writer::to_html(report, baseline))
+    {
+        eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if let Some(path) = &args.summary_md
+        && let Err(e) = append(path, &writer::to_markdown(report, baseline))
+    {
+        eprintln!("goldenpath {command}: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     if let Some(baseline) = baseline {
         return compare(report, baseline);
     }
@@ -227,6 +296,16 @@ pub(crate) fn write_reports(
         return ExitCode::from(0);
     }
     ExitCode::from(report.state.exit_code())
+}
+
+/// Append to a file, creating it: a job summary file collects every step's summary.
+fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 fn selection(args: &CheckArgs) -> Result<Selection, String> {

@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+pub mod attest;
 pub mod capture;
 pub mod dialect;
 mod executor;

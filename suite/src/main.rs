@@ -1,5 +1,6 @@
 //! `goldenpath`: the conformance runner and the reference server, in one binary.
 
+mod attest_cli;
 mod check;
 mod load_cli;
 mod validate_cli;
@@ -27,6 +28,11 @@ enum Command {
     /// Re-judge recorded captures (JSON Lines, from `check --record DIR` or a server's logs)
     /// offline against the schemas and the run's state machine.
     Validate(validate_cli::ValidateArgs),
+    /// Make an Ed25519 key pair for `check --attest`: PATH (PKCS#8 PEM) and PATH.pub.
+    Keygen(attest_cli::KeygenArgs),
+    /// Check a `check --attest` file offline against the signer's public key, and print the
+    /// statement it certifies.
+    Verify(attest_cli::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Load(args) => runtime.block_on(load_cli::run(*args)),
         Command::Validate(args) => validate_cli::run(args),
+        Command::Keygen(args) => attest_cli::keygen(args),
+        Command::Verify(args) => attest_cli::verify(args),
     }
 }
 
@@ -115,6 +123,10 @@ async fn shutdown_signal() {
 fn default_log(command: &Command) -> &'static str {
     match command {
         Command::Serve(_) => "info",
-        Command::Check(_) | Command::Load(_) | Command::Validate(_) => "warn",
+        Command::Check(_)
+        | Command::Load(_)
+        | Command::Validate(_)
+        | Command::Keygen(_)
+        | Command::Verify(_) => "warn",
     }
 }

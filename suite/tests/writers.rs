@@ -1,5 +1,6 @@
-//! Golden-file tests of every report writer: the terminal summary, the JSON report, JUnit XML and
-//! the baseline comparison, each compared with a committed file in `tests/golden/`.
+//! Golden-file tests of every report writer: the terminal summary, the JSON report, JUnit XML, the
+//! HTML page, the Markdown summary and the baseline comparison, each compared with a committed
+//! file in `tests/golden/`.
 //!
 //! Two reports are rendered:
 //!
@@ -124,6 +125,14 @@ fn check_writers(goldens: &mut Goldens, prefix: &str, report: &Report) {
     goldens.check(&format!("{prefix}.summary.txt"), &writer::summary(report));
     goldens.check(&format!("{prefix}.report.json"), &json);
     goldens.check(&format!("{prefix}.junit.xml"), &junit);
+    goldens.check(
+        &format!("{prefix}.report.html"),
+        &writer::to_html(report, None),
+    );
+    goldens.check(
+        &format!("{prefix}.summary.md"),
+        &writer::to_markdown(report, None),
+    );
 
     let value: Value = serde_json::from_str(&json).expect("the JSON report is JSON");
     if let Err(errors) = validate_report(&value) {
@@ -151,6 +160,7 @@ fn normalise(text: &str) -> String {
     let text = mask_numbers_after(&text, " time=\"", "<s>");
     let text = mask_numbers_after(&text, " scenarios in ", "<s>");
     let text = mask_numbers_after(&text, " agent runs, in ", "<s>");
+    let text = mask_numbers_after(&text, "<span class=\"t\">", "<ms>");
     let text = text
         .lines()
         .map(mask_transcript_time)

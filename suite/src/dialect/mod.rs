@@ -107,6 +107,7 @@ pub struct Lacked {
 pub struct Dialect {
     spec: Arc<Spec>,
     origin: Arc<str>,
+    sha256: Arc<str>,
     fired: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
@@ -185,8 +186,14 @@ impl Dialect {
         Ok(Dialect {
             spec: Arc::new(spec),
             origin: origin.into(),
+            sha256: crate::attest::sha256_hex(text.as_bytes()).into(),
             fired: Arc::default(),
         })
+    }
+
+    /// The lowercase hex SHA-256 of the dialect's TOML text, as attestations name it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// The dialect's name, e.g. `netra-legacy`.
@@ -248,6 +255,7 @@ impl Dialect {
         Dialect {
             spec: self.spec.clone(),
             origin: self.origin.clone(),
+            sha256: self.sha256.clone(),
             fired: Arc::default(),
         }
     }

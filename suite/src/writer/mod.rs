@@ -1,14 +1,18 @@
-//! Writers over the one result model: the terminal summary, the JSON report, JUnit XML, and the
-//! comparison with a baseline. The executor never prints; these do.
+//! Writers over the one result model: the terminal summary, the JSON report, JUnit XML, the HTML
+//! page, the Markdown job summary, and the comparison with a baseline. The executor never prints; these do.
 
 mod baseline;
+mod html;
 mod json;
 mod junit;
+mod markdown;
 mod terminal;
 
 pub use baseline::{Baseline, BaselineClass, BaselineError, compare};
+pub use html::to_html;
 pub use json::to_json;
 pub use junit::to_junit;
+pub use markdown::to_markdown;
 pub use terminal::summary;
 
 use crate::report::{Report, ScenarioResult, Verdict};
