@@ -72,6 +72,9 @@ mod tests {
     fn the_file_parses_and_keeps_the_bounds_the_requirements_state() {
         let l = limits();
         assert!(l.auth.clock_skew_s <= 60, "the skew bound is at most 60 s");
-        assert!(l.run.quiet_after_terminal_ms >= 1000, "the quiet window is at least 1 s");
+        assert!(
+            l.run.quiet_after_terminal_ms >= 1000,
+            "the quiet window is at least 1 s"
+        );
     }
 }

@@ -9,7 +9,7 @@ use goldenpath::{Dialect, Options, Report, Target, TokenSource, ValidateOptions,
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const SECRET: &str = "legacy-dialect-secret";
+pub(crate) const SECRET: &str = "legacy-dialect-secret";
 
 /// Requirements the dialect lacks: each must be `skip`, never `pass`.
 const LACKED: [&str; 11] = [
@@ -65,7 +65,7 @@ fn netra() -> Dialect {
 
 /// Options checking `server` through netra-legacy: the URL without a path (the dialect adds
 /// `/ws`), tokens minted with the server's secret and the dialect's claims.
-fn options(server: &LegacyServer, dialect: Dialect) -> Options {
+pub(crate) fn options(server: &LegacyServer, dialect: Dialect) -> Options {
     let target = Target::new(&format!("ws://{}", server.addr), Vec::new(), None, None)
         .expect("a ws:// URL is a target");
     let tokens = TokenSource::Secret {
@@ -98,7 +98,7 @@ fn verdicts(report: &Report) -> BTreeMap<String, Verdict> {
         .collect()
 }
 
-fn failures(report: &Report) -> String {
+pub(crate) fn failures(report: &Report) -> String {
     report
         .requirements
         .iter()
