@@ -1,6 +1,7 @@
 //! `goldenpath`: the conformance runner and the reference server, in one binary.
 
 mod check;
+mod diff_cli;
 mod load_cli;
 mod validate_cli;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Re-judge recorded captures (JSON Lines, from `check --record DIR` or a server's logs)
     /// offline against the schemas and the run's state machine.
     Validate(validate_cli::ValidateArgs),
+    /// Compare two JSON reports: every requirement's transition (fail→pass, pass→fail,
+    /// pass→skip, skip→pass, new, gone) and the dialect's debt; exit 1 on a regression.
+    Diff(diff_cli::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Load(args) => runtime.block_on(load_cli::run(*args)),
         Command::Validate(args) => validate_cli::run(args),
+        Command::Diff(args) => diff_cli::run(args),
     }
 }
 
@@ -113,6 +118,6 @@ async fn shutdown_signal() {
 fn default_log(command: &Command) -> &'static str {
     match command {
         Command::Serve(_) => "info",
-        Command::Check(_) | Command::Load(_) | Command::Validate(_) => "warn",
+        Command::Check(_) | Command::Load(_) | Command::Validate(_) | Command::Diff(_) => "warn",
     }
 }

@@ -1,12 +1,14 @@
 //! Writers over the one result model: the terminal summary, the JSON report, JUnit XML, and the
-//! comparison with a baseline. The executor never prints; these do.
+//! comparison of two reports (`diff`, `--baseline`). The executor never prints; these do.
 
 mod baseline;
+mod diff;
 mod json;
 mod junit;
 mod terminal;
 
 pub use baseline::{Baseline, BaselineClass, BaselineError, compare};
+pub use diff::{Change, DebtDelta, Diff, RuleDelta, Transition, diff};
 pub use json::to_json;
 pub use junit::to_junit;
 pub use terminal::summary;
