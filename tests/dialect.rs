@@ -1,9 +1,9 @@
 //! The legacy-shaped server of `tests/legacy/` and the runner's dialects.
 //!
-//! First the server itself, spoken to by plain tungstenite clients: it must say what
-//! `../shared/legacy-protocol.md` says the legacy says (subprotocol auth and its echo, the
-//! greeting, the mixed envelopes of a run, in-band refusals with 1008, `THREAD_NOT_FOUND`,
-//! `ack`), or the dialect tests after it would prove nothing.
+//! First the server itself, spoken to by plain tungstenite clients: it must say what the netra
+//! legacy backend's facts (`suite/dialects/README.md`) say it says (subprotocol auth and its
+//! echo, the greeting, the mixed envelopes of a run, in-band refusals with 1008,
+//! `THREAD_NOT_FOUND`, `ack`), or the dialect tests after it would prove nothing.
 
 #[path = "e2e/common.rs"]
 mod common;

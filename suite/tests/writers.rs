@@ -1185,7 +1185,7 @@ fn a_constructed_report_shows_its_evidence() {
     goldens.finish();
 }
 
-/// A capture of the legacy backend of `legacy-protocol.md`: greeting, a run in its three
+/// A capture of the netra legacy backend (`suite/dialects/README.md`): greeting, a run in its three
 /// envelopes, a flat error and an idle heartbeat.
 fn legacy_capture() -> String {
     let user = "0123abcd-gp1a2b3c-s7-alice";

@@ -1,6 +1,7 @@
-//! A legacy-shaped chat backend, written for the tests: it speaks the dialect of
-//! `../shared/legacy-protocol.md` (the Python backend the `netra-legacy` dialect describes), so
-//! that the runner can be checked against a server that is *not* shaped like our contract.
+//! A legacy-shaped chat backend, written for the tests: it speaks the dialect of the netra
+//! legacy backend (the Python backend the `netra-legacy` dialect describes; its facts are listed
+//! in `suite/dialects/README.md`), so that the runner can be checked against a server that is
+//! *not* shaped like our contract.
 //!
 //! What it does, in one place (the `netra-legacy` dialect file is written to match this list):
 //!

@@ -12,8 +12,8 @@
 //! as they came. Every rule that fires is counted: the rules a run needed, plus the lacked
 //! capabilities, are its **migration debt**, shown in every report.
 //!
-//! Two dialects are built in: `canonical` (nothing mapped) and `netra-legacy` (the backend of
-//! `legacy-protocol.md`).
+//! Two dialects are built in: `canonical` (nothing mapped) and `netra-legacy` (the netra legacy
+//! backend, whose facts `suite/dialects/README.md` lists).
 //!
 //! ```
 //! use goldenpath::Dialect;

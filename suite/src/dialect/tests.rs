@@ -1,4 +1,5 @@
-//! The dialect format and every rule, on the frames of `legacy-protocol.md`.
+//! The dialect format and every rule, on the frames of the netra legacy backend
+//! (`suite/dialects/README.md`, "netra-legacy, fact by fact").
 
 use super::*;
 use serde_json::json;
