@@ -250,3 +250,76 @@ async fn the_ping_goes_out_through_its_outbound_rule() {
         debt(&report).by_type
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_through_netra_legacy_is_clean_and_meets_the_targets() {
+    let server = LegacyServer::start(Config::new(SECRET))
+        .await
+        .expect("start");
+    let target = goldenpath::Target::new(&format!("ws://{}", server.addr), Vec::new(), None, None)
+        .expect("a target");
+    let tokens = goldenpath::TokenSource::Secret {
+        secret: SECRET.to_owned(),
+        claims: Default::default(),
+    };
+    let options = goldenpath::LoadOptions {
+        target: Some((target, tokens)),
+        users: 4,
+        rate: 40.0,
+        duration: Duration::from_millis(500),
+        grace: Duration::from_secs(5),
+        dialect: netra(),
+        ..Default::default()
+    };
+    let mut report = goldenpath::load(options).await.expect("the load runs");
+    let slos: Vec<goldenpath::load::Slo> = ["success=99.5%", "errors=0.5%", "p99=5s"]
+        .iter()
+        .map(|s| s.parse().expect("an objective"))
+        .collect();
+    assert!(report.clean(), "{}", report.summary());
+    assert!(report.judge(&slos), "{}", report.summary());
+    assert_eq!(
+        report.successful_runs,
+        report.expected_runs,
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.first_event_from_send_ms.count, report.completed_runs);
+    assert_eq!(report.dialect.as_deref(), Some("netra-legacy"));
+    assert!(
+        report.dialect_frames > 0 && report.dialect_native == 0,
+        "{}",
+        report.summary()
+    );
+    // The binary: the same through --dialect, a missed objective exits 1.
+    let url = format!("ws://{}", server.addr);
+    let args = |slo: &'static str| {
+        vec![
+            "load".to_owned(),
+            "--url".into(),
+            url.clone(),
+            "--jwt-secret".into(),
+            SECRET.into(),
+            "--dialect".into(),
+            "netra-legacy".into(),
+            "--users".into(),
+            "3".into(),
+            "--rate".into(),
+            "30".into(),
+            "--duration".into(),
+            "0.5".into(),
+            "--slo".into(),
+            "success=99.5%".into(),
+            "--slo".into(),
+            slo.into(),
+        ]
+    };
+    for (slo, code) in [("p99=5s", 0), ("p99=0ms", 1)] {
+        let args = args(slo);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (got, out, err) = crate::common::goldenpath(&refs).await;
+        assert_eq!(got, code, "{slo}:\n{out}\n{err}");
+        assert!(out.contains("via netra-legacy"), "{out}");
+    }
+    server.stop().await;
+}
