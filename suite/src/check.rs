@@ -88,7 +88,8 @@ pub(crate) struct ReportArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// Compare with a previous JSON report; exit 1 on a new failure.
+    /// Compare with a previous JSON report, as `goldenpath diff PREV.json NOW.json`; exit 1
+    /// on a regression (a new failure, a pass lost to skip, a SHOULD newly missed).
     #[arg(long)]
     baseline: Option<PathBuf>,
 }
