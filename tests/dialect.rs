@@ -1,9 +1,9 @@
 //! The legacy-shaped server of `tests/legacy/` and the runner's dialects.
 //!
-//! First the server itself, spoken to by plain tungstenite clients: it must say what
-//! `../shared/legacy-protocol.md` says the legacy says (subprotocol auth and its echo, the
-//! greeting, the mixed envelopes of a run, in-band refusals with 1008, `THREAD_NOT_FOUND`,
-//! `ack`), or the dialect tests after it would prove nothing.
+//! First the server itself, spoken to by plain tungstenite clients: it must say what the netra
+//! legacy backend's facts (`suite/dialects/README.md`) say it says (subprotocol auth and its
+//! echo, the greeting, the mixed envelopes of a run, in-band refusals with 1008,
+//! `THREAD_NOT_FOUND`, `ack`), or the dialect tests after it would prove nothing.
 
 #[path = "e2e/common.rs"]
 mod common;
@@ -11,6 +11,8 @@ mod common;
 mod conformance;
 #[path = "legacy/mod.rs"]
 mod legacy;
+#[path = "dialect/rules.rs"]
+mod rules;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -149,11 +151,15 @@ async fn send_text(ws: &mut Ws, text: &str) {
         .expect("sent");
 }
 
-/// The five frames of one run, in order of arrival.
+/// The five frames of one run, in order of arrival (a `thread_created` notice before them is
+/// passed over).
 async fn run_frames(ws: &mut Ws) -> Vec<Value> {
     let mut frames = Vec::new();
     while frames.len() < 5 {
-        frames.push(next_json(ws).await);
+        let frame = next_json(ws).await;
+        if frame["type"] != "thread_created" {
+            frames.push(frame);
+        }
     }
     frames
 }
@@ -333,6 +339,10 @@ async fn a_run_is_five_events_in_mixed_envelopes_on_every_tab_of_its_owner_only(
         json!({"type": "user_message", "payload": {"content": "find two words", "user_id": "bob"}, "user_id": "bob"}),
     )
     .await;
+    // A notice of the thread it created, to the sender's tab: no run data.
+    let notice = next_json(&mut tab1).await;
+    assert_eq!(notice["type"], "thread_created", "{notice}");
+    assert!(notice.get("run_id").is_none() && notice["data"].get("run_id").is_none());
     let run = run_frames(&mut tab1).await;
     assert_eq!(
         run,
@@ -353,6 +363,7 @@ async fn a_run_is_five_events_in_mixed_envelopes_on_every_tab_of_its_owner_only(
     let run_id = run[0]["run_id"].as_str().unwrap();
     let thread_id = run[0]["thread_id"].as_str().unwrap();
     assert!(thread_id.starts_with("thread_"), "{thread_id}");
+    assert_eq!(notice["data"]["thread_id"], thread_id);
     // A: nested data, ISO timestamp.
     let started = &run[0];
     assert!(is_iso(&started["timestamp"]), "{started}");
@@ -389,14 +400,22 @@ async fn a_run_is_five_events_in_mixed_envelopes_on_every_tab_of_its_owner_only(
     assert!(completed["execution_id"].is_string() && completed["results"].is_object());
     assert!(completed["duration"].is_f64() && completed["success"] == true);
     assert_eq!(completed["user_id"], "alice");
-    // D: payload, ISO timestamp, no user_id, no thread_id.
+    // D: payload, ISO timestamp, the run's ids nested in the payload, no user_id, the final
+    // response an object.
     let done = &run[4];
     assert!(is_iso(&done["timestamp"]), "{done}");
     assert_eq!(done["payload"]["status"], "completed");
-    assert!(done["payload"]["final_response"].is_string());
+    assert!(
+        done["payload"]["final_response"]["content"].is_string(),
+        "{done}"
+    );
     assert!(done["payload"]["result"].is_object() && done["payload"]["execution_time_ms"].is_u64());
-    assert!(done.get("user_id").is_none() && done.get("thread_id").is_none());
-    assert!(run.iter().all(|f| f["run_id"] == run_id), "{run:?}");
+    assert_eq!(
+        (&done["payload"]["run_id"], &done["payload"]["thread_id"]),
+        (&json!(run_id), &json!(thread_id))
+    );
+    assert!(done.get("user_id").is_none() && done.get("run_id").is_none());
+    assert!(run[..4].iter().all(|f| f["run_id"] == run_id), "{run:?}");
     let mut all = Vec::new();
     run.iter().for_each(|f| keys(f, &mut all));
     for absent in ["seq", "event_id", "tool_call_id"] {
@@ -605,4 +624,29 @@ async fn health_answers_ok_and_stop_closes_connections_with_1001() {
         .await
         .expect("the server stops within the bound")
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_long_content_gets_a_code_of_its_own_and_a_silent_server_answers_no_ping() {
+    let server = LegacyServer::start(Config::silent_ping(SECRET))
+        .await
+        .unwrap();
+    let (mut ws, _) = connect(&server, "dave").await;
+    let long = "x".repeat(legacy::connection::MAX_CONTENT_CHARS + 1);
+    send(
+        &mut ws,
+        json!({"type": "user_message", "payload": {"content": long}}),
+    )
+    .await;
+    assert_eq!(error_code(&next_json(&mut ws).await), "MESSAGE_TOO_LONG");
+    // A ping gets nothing; the next frame is the ack of the unknown type sent after it.
+    send(&mut ws, json!({"type": "ping", "id": "p-1", "payload": {}})).await;
+    send(&mut ws, json!({"type": "hello"})).await;
+    let ack = next_json(&mut ws).await;
+    assert_eq!(
+        (&ack["type"], &ack["received_type"]),
+        (&json!("ack"), &json!("hello"))
+    );
+    drop(ws);
+    server.stop().await;
 }

@@ -3,7 +3,7 @@
 use clap::Args;
 use goldenpath::attest;
 use goldenpath::report::{Report, ScenarioResult};
-use goldenpath::writer::{self, BaselineClass};
+use goldenpath::writer;
 use goldenpath::{CheckError, Dialect, Options, Selection, Target, TokenSource, tokens};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -111,7 +111,8 @@ pub(crate) struct ReportArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// Compare with a previous JSON report; exit 1 on a new failure.
+    /// Compare with a previous JSON report, as `goldenpath diff PREV.json NOW.json`; exit 1
+    /// on a regression (a new failure, a pass lost to skip, a SHOULD newly missed).
     #[arg(long)]
     baseline: Option<PathBuf>,
     /// Write a self-contained HTML report here (no script, no network).
@@ -421,23 +422,12 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// The comparison with the baseline, as `goldenpath diff BASELINE NOW` prints it; exit 1 on a
+/// regression (a new failure, a lost check, a SHOULD newly missed).
 fn compare(report: &Report, baseline: &writer::Baseline) -> ExitCode {
-    let classes = writer::compare(report, baseline);
-    let mut new_failure = false;
+    let diff = writer::diff(baseline.report(), report);
     println!();
     println!("against the baseline:");
-    for (id, class) in &classes {
-        let label = match class {
-            BaselineClass::NewFailure => {
-                new_failure = true;
-                "new failure"
-            }
-            BaselineClass::Fixed => "fixed",
-            BaselineClass::StillFailing => "still failing",
-            BaselineClass::StaleBaseline => "stale baseline (not checked now)",
-            BaselineClass::Unchanged => continue,
-        };
-        println!("  {id:<14} {label}");
-    }
-    ExitCode::from(if new_failure { 1 } else { 0 })
+    print!("{}", diff.to_text());
+    ExitCode::from(if diff.regressed() { 1 } else { 0 })
 }

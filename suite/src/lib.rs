@@ -31,7 +31,7 @@ pub mod writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use dialect::{Dialect, DialectError, Lacked};
+pub use dialect::{Dialect, DialectError, FrameDebt, Lacked};
 pub use executor::{Progress, Selection};
 pub use load::{LoadError, LoadOptions, LoadReport, load};
 pub use report::{Report, RunState, Scope, Verdict};

@@ -1,7 +1,7 @@
 //! `goldenpath load`: flags → load options → run → report → exit code.
 
 use clap::Args;
-use goldenpath::load::{Live, Phase};
+use goldenpath::load::{Live, Phase, Slo};
 use goldenpath::{LoadError, LoadOptions, Target, TokenSource, tokens};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Exit codes: 0 every correctness counter is 0, 1 one is not, 2 usage or configuration error,
-/// 3 target unreachable.
+/// Exit codes: 0 every correctness counter is 0 and every `--slo` met, 1 otherwise, 2 usage or
+/// configuration error, 3 target unreachable.
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
     /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
@@ -79,6 +79,15 @@ pub(crate) struct LoadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Speak to the server through this dialect: a built-in name (canonical, netra-legacy) or
+    /// a dialect TOML file (needs --url).
+    #[arg(long, value_name = "NAME|FILE", default_value = "canonical")]
+    dialect: String,
+    /// An objective the run must meet, else exit 1: success=99.5% (runs reaching a valid
+    /// terminal sequence), errors=0.5% (runs ending in agent_error or answered with an error
+    /// frame), p99=10ms (user_message → agent_started; also p50, p90, p999, max). Repeatable.
+    #[arg(long = "slo", value_name = "NAME=VALUE")]
+    slos: Vec<String>,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -111,6 +120,14 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
+    let dialect = match crate::check::load_dialect(&args.dialect) {
+        Ok(d) => d,
+        Err(e) => return usage(e),
+    };
+    let slos: Vec<Slo> = match args.slos.iter().map(|s| s.parse()).collect() {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
     let live = Arc::new(Live::default());
     let options = LoadOptions {
         target,
@@ -124,6 +141,7 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         connect_concurrency: args.connect_concurrency,
         connect_timeout: timeout,
         live: Some(live.clone()),
+        dialect,
     };
     let wanted = (args.users * args.connections_per_user) as u64;
     let progress = progress(live, wanted, args.rate * args.duration);
@@ -132,7 +150,7 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         task.abort();
         bar.finish_and_clear();
     }
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e @ LoadError::Unreachable(_)) => {
             eprintln!("goldenpath load: {e}");
@@ -140,13 +158,14 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         }
         Err(e) => return usage(e),
     };
+    let met = report.judge(&slos);
     print!("{}", report.summary());
     if let Some(path) = &args.json
         && let Err(e) = std::fs::write(path, report.to_json())
     {
         return usage(format!("cannot write {}: {e}", path.display()));
     }
-    ExitCode::from(if report.clean() { 0 } else { 1 })
+    ExitCode::from(if report.clean() && met { 0 } else { 1 })
 }
 
 fn target(args: &LoadArgs) -> Result<Option<(Target, TokenSource)>, String> {

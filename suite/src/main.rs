@@ -2,6 +2,7 @@
 
 mod attest_cli;
 mod check;
+mod diff_cli;
 mod load_cli;
 mod validate_cli;
 
@@ -33,6 +34,9 @@ enum Command {
     /// Check a `check --attest` file offline against the signer's public key, and print the
     /// statement it certifies.
     Verify(attest_cli::VerifyArgs),
+    /// Compare two JSON reports: every requirement's transition (fail→pass, pass→fail,
+    /// pass→skip, skip→pass, new, gone) and the dialect's debt; exit 1 on a regression.
+    Diff(diff_cli::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate_cli::run(args),
         Command::Keygen(args) => attest_cli::keygen(args),
         Command::Verify(args) => attest_cli::verify(args),
+        Command::Diff(args) => diff_cli::run(args),
     }
 }
 
@@ -127,6 +132,7 @@ fn default_log(command: &Command) -> &'static str {
         | Command::Load(_)
         | Command::Validate(_)
         | Command::Keygen(_)
-        | Command::Verify(_) => "warn",
+        | Command::Verify(_)
+        | Command::Diff(_) => "warn",
     }
 }

@@ -232,6 +232,42 @@ pub struct DialectReport {
     pub rules: Vec<RuleCount>,
     /// The capabilities lacked.
     pub lacks: Vec<LackReport>,
+    /// Frames received through the dialect (every type).
+    #[serde(default)]
+    pub frames: u64,
+    /// Of those, frames no rule touched: `native / frames` is the share a migration drives to
+    /// one.
+    #[serde(default)]
+    pub native: u64,
+    /// The same, by message type as it came on the wire (then `sent TYPE` for what the suite
+    /// sent), with the rules applied to that type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_type: Vec<TypeDebtReport>,
+}
+
+/// How the frames of one message type fared through the dialect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeDebtReport {
+    /// The type as it came on the wire, or `sent TYPE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Frames of this type.
+    pub frames: u64,
+    /// Of those, frames no rule touched.
+    pub native: u64,
+    /// The rules applied to frames of this type, with how often.
+    pub rules: Vec<RuleCount>,
+}
+
+impl DialectReport {
+    /// The share of received frames that needed no rule, in percent (100 when none came).
+    pub fn native_percent(&self) -> f64 {
+        if self.frames == 0 {
+            100.0
+        } else {
+            self.native as f64 * 100.0 / self.frames as f64
+        }
+    }
 }
 
 /// Counts of requirements by verdict.
@@ -577,6 +613,22 @@ impl Report {
             .into_iter()
             .map(|(rule, count)| RuleCount { rule, count })
             .collect();
+        let by_type: Vec<TypeDebtReport> = dialect
+            .frame_debt()
+            .into_iter()
+            .map(|d| TypeDebtReport {
+                kind: d.kind,
+                frames: d.frames,
+                native: d.native,
+                rules: d
+                    .rules
+                    .into_iter()
+                    .map(|(rule, count)| RuleCount { rule, count })
+                    .collect(),
+            })
+            .collect();
+        let received = by_type.iter().filter(|t| !t.kind.starts_with("sent "));
+        let (frames, native) = received.fold((0, 0), |(f, n), t| (f + t.frames, n + t.native));
         self.dialect = Some(DialectReport {
             name: dialect.name().to_owned(),
             origin: dialect.origin().to_owned(),
@@ -590,6 +642,9 @@ impl Report {
                     reason: l.reason,
                 })
                 .collect(),
+            frames,
+            native,
+            by_type,
         });
     }
 

@@ -429,7 +429,8 @@ impl Conn {
             received: Vec::new(),
             received_at: Vec::new(),
             cursor: 0,
-            pings_unanswered: false,
+            // A dialect whose server answers no ping settles by the quiet window from the start.
+            pings_unanswered: !dialect.sends_ping(),
             judge: Judge::new(label, user, dialect, Some(owners)),
             dialect: dialect.clone(),
             closed: None,
@@ -460,6 +461,12 @@ impl Conn {
             None => value.to_string(),
         };
         self.send_text(text).await
+    }
+
+    /// Whether the suite may send this connection an application `ping` (the dialect's
+    /// `capabilities.ping` is not `none`).
+    pub(crate) fn sends_ping(&self) -> bool {
+        self.dialect.sends_ping()
     }
 
     /// Send a binary frame.

@@ -299,3 +299,80 @@ async fn the_load_command_exits_1_on_a_misroute_and_3_when_unreachable() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objectives_are_judged_on_success_errors_and_routing_latency() {
+    use goldenpath::load::Slo;
+    let run = |content: &str| {
+        let options = LoadOptions {
+            users: 4,
+            rate: 40.0,
+            duration: Duration::from_millis(500),
+            grace: Duration::from_secs(5),
+            content: content.to_owned(),
+            ..Default::default()
+        };
+        goldenpath::load(options)
+    };
+    let slos: Vec<Slo> = ["success=99.5%", "errors=0.5%", "p99=5s"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let mut good = run("load").await.expect("the load runs");
+    assert!(good.judge(&slos), "{}", good.summary());
+    assert_eq!(
+        good.successful_runs,
+        good.expected_runs,
+        "{}",
+        good.summary()
+    );
+    assert_eq!(good.success_percent(), Some(100.0));
+    assert!(
+        good.summary().contains("SLOs MET: all 3"),
+        "{}",
+        good.summary()
+    );
+    // A latency no server meets is missed, and says what was measured.
+    let mut strict = good.clone();
+    assert!(!strict.judge(&["p50=0ms".parse().unwrap()]));
+    assert!(strict.slos[0].measured.is_some_and(|m| m > 0.0));
+    // Every run failing: success 0 %, errors 100 %, both objectives missed, the run still clean
+    // (an agent_error is a valid terminal sequence, not a correctness fault).
+    let mut failing = run("load [fail_run]").await.expect("the load runs");
+    assert!(failing.clean(), "{}", failing.summary());
+    assert!(!failing.judge(&slos), "{}", failing.summary());
+    assert_eq!(failing.success_percent(), Some(0.0));
+    assert_eq!(failing.error_percent(), Some(100.0));
+    let missed: Vec<&str> = failing
+        .slos
+        .iter()
+        .filter(|r| !r.met)
+        .map(|r| r.objective.as_str())
+        .collect();
+    assert_eq!(missed, ["success ≥ 99.5%", "errors ≤ 0.5%"]);
+    assert!(failing.to_json().contains("\"slos\""));
+}
+
+#[test]
+fn objectives_parse_or_say_what_to_write() {
+    use goldenpath::load::Slo;
+    for (text, shown) in [
+        ("success=99.5%", "success ≥ 99.5%"),
+        ("errors=0.5%", "errors ≤ 0.5%"),
+        ("p99=10ms", "p99 ≤ 10 ms"),
+        ("max=1.5s", "max ≤ 1500 ms"),
+    ] {
+        assert_eq!(text.parse::<Slo>().unwrap().to_string(), shown);
+    }
+    for bad in [
+        "success=99.5",
+        "p99=10",
+        "p98=1ms",
+        "errors=-1%",
+        "success=200%",
+        "p99",
+    ] {
+        let e = bad.parse::<Slo>().unwrap_err().to_string();
+        assert!(e.contains("write success=99.5%"), "{bad}: {e}");
+    }
+}

@@ -9,7 +9,7 @@ use goldenpath::{Dialect, Options, Report, Target, TokenSource, ValidateOptions,
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const SECRET: &str = "legacy-dialect-secret";
+pub(crate) const SECRET: &str = "legacy-dialect-secret";
 
 /// Requirements the dialect lacks: each must be `skip`, never `pass`.
 const LACKED: [&str; 13] = [
@@ -67,7 +67,7 @@ fn netra() -> Dialect {
 
 /// Options checking `server` through netra-legacy: the URL without a path (the dialect adds
 /// `/ws`), tokens minted with the server's secret and the dialect's claims.
-fn options(server: &LegacyServer, dialect: Dialect) -> Options {
+pub(crate) fn options(server: &LegacyServer, dialect: Dialect) -> Options {
     let target = Target::new(&format!("ws://{}", server.addr), Vec::new(), None, None)
         .expect("a ws:// URL is a target");
     let tokens = TokenSource::Secret {
@@ -100,7 +100,7 @@ fn verdicts(report: &Report) -> BTreeMap<String, Verdict> {
         .collect()
 }
 
-fn failures(report: &Report) -> String {
+pub(crate) fn failures(report: &Report) -> String {
     report
         .requirements
         .iter()
@@ -246,4 +246,77 @@ async fn the_binary_checks_the_legacy_server_through_netra_legacy() {
     assert!(out.contains("INCOMPLETE"), "{out}");
     assert!(out.contains("netra-legacy"), "{out}");
     assert!(out.to_lowercase().contains("migration debt"), "{out}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn diff_shows_each_step_of_a_migration_and_exits_1_on_a_regression() {
+    let dir = std::env::temp_dir().join(format!("goldenpath-dialect-{}-diff", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch dir");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let check_legacy = |config: Config, json: String| async move {
+        let server = LegacyServer::start(config).await.expect("start");
+        let url = format!("ws://{}", server.addr);
+        let args = [
+            "check",
+            "--url",
+            &url,
+            "--jwt-secret",
+            SECRET,
+            "--dialect",
+            "netra-legacy",
+            "--timeout",
+            "3",
+            "--json",
+            &json,
+        ];
+        let (code, out, err) = crate::common::goldenpath(&args).await;
+        server.stop().await;
+        (code, format!("{out}\n{err}"))
+    };
+    let (legacy, demo, reference) = (path("legacy.json"), path("demo.json"), path("ref.json"));
+    assert_eq!(check_legacy(Config::new(SECRET), legacy.clone()).await.0, 0);
+    assert_eq!(check_legacy(Config::demo(SECRET), demo.clone()).await.0, 1);
+    let (code, out, err) = crate::common::goldenpath(&["check", "--json", &reference]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    async fn diff(args: &[&str]) -> (i32, String, String) {
+        let mut all = vec!["diff"];
+        all.extend_from_slice(args);
+        crate::common::goldenpath(&all).await
+    }
+    // A backend that became a demo: isolation is a new failure, exit 1.
+    let (code, out, _) = diff(&[&legacy, &demo]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("GP-ISO-002") && l.contains("new failure")),
+        "{out}"
+    );
+    // The fix, as a pull request comment: exit 0.
+    let (code, out, _) = diff(&[&demo, &legacy, "--markdown"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("| `GP-ISO-002` | fail | pass | fixed |"),
+        "{out}"
+    );
+    // The legacy migrated onto the contract: what the dialect lacked is now checked, the debt
+    // is paid; the other way round every lacked requirement is a check lost.
+    let (code, out, _) = diff(&[&legacy, &reference]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("GP-SEQ-006") && l.contains("gained")),
+        "{out}"
+    );
+    assert!(out.contains("netra-legacy → canonical"), "{out}");
+    let (code, out, _) = diff(&[&reference, &legacy]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("GP-SEQ-006") && l.contains("lost")),
+        "{out}"
+    );
+    // An unreadable report is a usage error.
+    assert_eq!(diff(&[&legacy, &path("nope.json")]).await.0, 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

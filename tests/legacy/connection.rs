@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use super::frames::{self, Run};
 use super::{DEMO_USER, Shared, auth};
 
+/// The longest content the legacy accepts, in characters.
+pub(crate) const MAX_CONTENT_CHARS: usize = 8_000;
+
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -130,14 +133,26 @@ fn handle(shared: &Arc<Shared>, user: &str, text: &str) -> Option<Value> {
         }
         Some("start_agent") => read_start(message.get("payload"), &["user_request"]),
         Some("execute_agent") => Start::read(&message, &["content"]),
+        Some("ping") if shared.config.silent_ping => return None,
         _ => return Some(frames::ack(&kind)),
     };
     let start = match start {
         Ok(start) => start,
         Err(why) => return Some(frames::error("INVALID_MESSAGE", &why)),
     };
+    if start.content.chars().count() > MAX_CONTENT_CHARS {
+        return Some(frames::error(
+            "MESSAGE_TOO_LONG",
+            &format!("a message holds at most {MAX_CONTENT_CHARS} characters"),
+        ));
+    }
+    let mut notice = None;
     let thread_id = match start.thread_id {
-        None => shared.new_thread(user),
+        None => {
+            let id = shared.new_thread(user);
+            notice = Some(frames::thread_created(&id));
+            id
+        }
         Some(id) if shared.owns_thread(user, &id) => id,
         Some(_) => {
             return Some(frames::error(
@@ -159,7 +174,7 @@ fn handle(shared: &Arc<Shared>, user: &str, text: &str) -> Option<Value> {
             tokio::task::yield_now().await;
         }
     });
-    None
+    notice
 }
 
 /// What a run-starting message asks for.

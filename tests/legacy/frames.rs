@@ -5,8 +5,10 @@
 //! - flat errors and acks, `timestamp` a float;
 //! - run events in three envelopes: A (nested `data`, ISO timestamp) for `agent_started` and
 //!   `tool_executing`, B (flat, float timestamp, `critical`, `metadata`) for `agent_thinking`
-//!   and `tool_completed`, D (`payload`, ISO timestamp, no `user_id` / `thread_id`) for
-//!   `agent_completed`.
+//!   and `tool_completed`, D (`payload`, ISO timestamp, the run's `run_id` and `thread_id`
+//!   nested inside `payload`, no `user_id`) for `agent_completed`, whose `final_response` is
+//!   an object (`content`, `format`);
+//! - notices the contract does not define and that carry no run data (`thread_created`).
 //!
 //! No frame has a `seq`, an `event_id` or a tool-call id.
 
@@ -84,6 +86,17 @@ pub(crate) fn ack(received_type: &Value) -> Value {
     })
 }
 
+/// The notice that a thread was created for the sender: no event of the contract, no run data.
+pub(crate) fn thread_created(thread_id: &str) -> Value {
+    json!({
+        "type": "thread_created",
+        "data": {"thread_id": thread_id},
+        "timestamp": float_now(),
+        "server_id": null,
+        "correlation_id": null,
+    })
+}
+
 /// Who a run belongs to and where it runs.
 pub(crate) struct Run {
     pub(crate) run_id: String,
@@ -122,12 +135,16 @@ impl Run {
         events.push(json!({
             "type": "agent_completed",
             "payload": {
+                "run_id": self.run_id,
+                "thread_id": self.thread_id,
                 "status": "completed",
-                "final_response": format!("Found {words} match(es)."),
+                "final_response": {
+                    "content": format!("Found {words} match(es)."),
+                    "format": "markdown",
+                },
                 "result": {"matches": words},
                 "execution_time_ms": started.elapsed().as_millis() as u64,
             },
-            "run_id": self.run_id,
             "agent_name": AGENT,
             "timestamp": iso_now(),
         }));

@@ -1,6 +1,7 @@
-//! A legacy-shaped chat backend, written for the tests: it speaks the dialect of
-//! `../shared/legacy-protocol.md` (the Python backend the `netra-legacy` dialect describes), so
-//! that the runner can be checked against a server that is *not* shaped like our contract.
+//! A legacy-shaped chat backend, written for the tests: it speaks the dialect of the netra
+//! legacy backend (the Python backend the `netra-legacy` dialect describes; its facts are listed
+//! in `suite/dialects/README.md`), so that the runner can be checked against a server that is
+//! *not* shaped like our contract.
 //!
 //! What it does, in one place (the `netra-legacy` dialect file is written to match this list):
 //!
@@ -17,6 +18,10 @@
 //! - A connection's loop and the client messages it understands are in [`connection`]. Every
 //!   run is the same five events, whatever the content says (no test directives), delivered
 //!   to every open connection of its owner and to nobody else.
+//! - A thread it creates for a message without one is announced to the sender with a
+//!   `thread_created` notice; a content over [`connection::MAX_CONTENT_CHARS`] is refused with
+//!   `MESSAGE_TOO_LONG`, a code the dialect's table does not map.
+//! - With [`Config::silent_ping`] a `ping` gets no answer at all.
 //! - In demo mode ([`Config::demo`]) every connection becomes [`DEMO_USER`], whatever its token
 //!   (or none): users then see each other's runs, the bug the isolation scenarios must catch.
 //!
@@ -57,6 +62,9 @@ pub(crate) struct Config {
     pub(crate) secret: String,
     /// Demo mode: every connection becomes [`DEMO_USER`], whatever the token.
     pub(crate) demo: bool,
+    /// Answer nothing to a `ping` (not even the `ack` of an unknown type): a backend the
+    /// suite must settle without pongs.
+    pub(crate) silent_ping: bool,
 }
 
 impl Config {
@@ -65,6 +73,15 @@ impl Config {
         Config {
             secret: secret.to_owned(),
             demo: false,
+            silent_ping: false,
+        }
+    }
+
+    /// The same, answering nothing to a `ping`.
+    pub(crate) fn silent_ping(secret: &str) -> Config {
+        Config {
+            silent_ping: true,
+            ..Config::new(secret)
         }
     }
 

@@ -2,12 +2,14 @@
 //!
 //! A [`Normalizer`] serves one connection, in arrival order: it remembers each run's identity
 //! fields, the `seq` it gave and the tool calls it opened, so that frames missing them can be
-//! completed. The order of the rules is fixed: alias the type; ignore; take the payload from
-//! the envelope and move the other top-level fields into it; rename, map values and fill
-//! defaults (then those of a matching `when`) of the type's payload; convert the timestamp;
-//! restore the greeting's user id; then the run's identity, `seq` and tool-call id; last the
-//! `event_id`. Each rule that changes the
-//! frame is counted on the dialect ([`Dialect::fire`]).
+//! completed. The order of the rules is fixed: ignore (unless the frame carries a `run_id`);
+//! alias the type; lift nested fields to the top level; take the payload from the envelope and
+//! move the other top-level fields into it; rename, pick from objects, map values and fill
+//! defaults (then those of a matching `when`) of the type's payload; map the error code;
+//! convert the timestamp; restore the greeting's user id; then the run's identity, `seq` and
+//! tool-call id; last the `event_id`. Each rule that changes the frame is counted on the
+//! dialect, by the frame's wire type ([`Dialect::record_frame`]); a frame no rule touched is
+//! counted native.
 
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -21,6 +23,19 @@ use super::spec::{EnvelopeKind, Synthesized};
 const SERVER_FIELDS: [&str; 4] = ["type", "event_id", "timestamp", "payload"];
 /// Top-level fields run frames add.
 const RUN_FIELDS: [&str; 4] = ["user_id", "thread_id", "run_id", "seq"];
+/// The error codes spec v1 defines (`schemas/README.md`): a legacy code equal to one of them
+/// is native, not debt.
+const CANONICAL_CODES: [&str; 9] = [
+    "invalid_json",
+    "not_an_object",
+    "unknown_type",
+    "invalid_message",
+    "binary_not_supported",
+    "frame_too_large",
+    "thread_not_found",
+    "internal_error",
+    "unauthorized",
+];
 
 /// What a received JSON object became.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +72,8 @@ pub(crate) struct Normalizer {
     dialect: Dialect,
     user: String,
     runs: HashMap<String, RunState>,
+    /// The rules applied to the frame being normalized.
+    pending: std::cell::RefCell<Vec<String>>,
 }
 
 impl Normalizer {
@@ -65,16 +82,32 @@ impl Normalizer {
             dialect,
             user: user.to_owned(),
             runs: HashMap::new(),
+            pending: Default::default(),
         }
     }
 
-    /// The canonical form of `frame`, a JSON object received as `raw`.
+    /// The canonical form of `frame`, a JSON object received as `raw`; the frame and the rules
+    /// it needed are counted by its wire type.
     pub(crate) fn normalize(&mut self, raw: &str, frame: Value) -> Normalized {
-        let spec = self.dialect.spec.clone();
-        let inbound = &spec.inbound;
-        if inbound.is_identity() {
+        if self.dialect.spec.inbound.is_identity() {
             return Normalized::Frame(frame);
         }
+        let wire_type = match frame.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(_) => "(type not a string)".to_owned(),
+            None if frame.is_object() => "(no type)".to_owned(),
+            None => "(not an object)".to_owned(),
+        };
+        let out = self.apply(raw, frame);
+        let rules = std::mem::take(&mut *self.pending.borrow_mut());
+        self.dialect.record_frame(&wire_type, rules);
+        out
+    }
+
+    /// The rules, in order (see the [module documentation](self)).
+    fn apply(&mut self, raw: &str, frame: Value) -> Normalized {
+        let spec = self.dialect.spec.clone();
+        let inbound = &spec.inbound;
         let Value::Object(mut top) = frame else {
             return Normalized::Frame(frame);
         };
@@ -82,15 +115,41 @@ impl Normalizer {
         let wire_type = top.get("type").and_then(Value::as_str).map(str::to_owned);
         if let Some(t) = &wire_type {
             if inbound.ignore.contains(t) {
-                self.fire(format!("ignore: {t}"));
-                let barrier = inbound.barrier.as_ref().is_some_and(|b| {
-                    b.kind == *t && b.fields.iter().all(|(k, v)| top.get(k) == Some(v))
-                });
-                return Normalized::Ignored { barrier };
+                // A frame of run data is never ignored: it is judged, whatever the list says.
+                let carries_run = ["payload", "data"]
+                    .iter()
+                    .filter_map(|k| top.get(*k))
+                    .chain([&Value::Object(top.clone())])
+                    .any(|o| o.get("run_id").is_some_and(|r| !r.is_null()));
+                if carries_run {
+                    self.fire(format!("ignore refused: {t} carries a run_id, judged"));
+                } else {
+                    self.fire(format!("ignore: {t}"));
+                    let barrier = inbound.barrier.as_ref().is_some_and(|b| {
+                        b.kind == *t && b.fields.iter().all(|(k, v)| top.get(k) == Some(v))
+                    });
+                    return Normalized::Ignored { barrier };
+                }
             }
             if let Some(to) = inbound.aliases.get(t) {
                 self.fire(format!("alias: type {t} → {to}"));
                 top.insert("type".into(), Value::String(to.clone()));
+            }
+        }
+        // Fields the canonical envelope has at the top level, lifted from where the legacy
+        // nests them.
+        for (field, paths) in &inbound.lift {
+            if top.get(field).is_some_and(|v| !v.is_null()) {
+                continue;
+            }
+            for path in paths {
+                if get_path(&top, path).is_some_and(|v| !v.is_null())
+                    && let Some(v) = take_path(&mut top, path)
+                {
+                    top.insert(field.clone(), v);
+                    self.fire(format!("lift: {path} → {field}"));
+                    break;
+                }
             }
         }
         let kind = top
@@ -152,6 +211,14 @@ impl Normalizer {
                     self.fire(format!("rename: {kind}.{from} → {to}"));
                 }
             }
+            for (field, inner) in &rules.pick {
+                if let Some(Value::Object(object)) = get_path(payload, field)
+                    && let Some(v) = get_path(object, inner).cloned()
+                {
+                    put_path(payload, field, v);
+                    self.fire(format!("pick: {kind}.{field} object → its {inner}"));
+                }
+            }
             for (field, map) in &rules.values {
                 let Some(current) = get_path(payload, field) else {
                     continue;
@@ -177,6 +244,28 @@ impl Normalizer {
                         )
                     });
                 }
+            }
+        }
+        // The error code, through the table; an unmapped one passes through.
+        if !inbound.error_codes.is_empty()
+            && kind == "error"
+            && let Some(Value::Object(payload)) = top.get_mut("payload")
+            && let Some(Value::String(code)) = payload.get("code").cloned()
+        {
+            if let Some(to) = inbound.error_codes.get(&code) {
+                payload.insert("code".into(), Value::String(to.clone()));
+                self.fire(format!("error code: {code} → {to}"));
+            } else if !CANONICAL_CODES.contains(&code.as_str()) {
+                // Kept verbatim in `wire_code`; `code` gets its snake_case form, so that the
+                // schema judges the frame and a step names what came.
+                let snake = snake_case(&code);
+                if snake != code {
+                    payload.insert("code".into(), Value::String(snake));
+                    payload.insert("wire_code".into(), Value::String(code.clone()));
+                }
+                self.fire(format!(
+                    "error code: {code} unmapped, passed through verbatim"
+                ));
             }
         }
         // The timestamp.
@@ -320,8 +409,9 @@ impl Normalizer {
         }
     }
 
+    /// Count `rule` as applied to the frame being normalized.
     fn fire(&self, rule: impl Into<String>) {
-        self.dialect.fire(rule);
+        self.pending.borrow_mut().push(rule.into());
     }
 }
 
@@ -350,6 +440,25 @@ fn convert_timestamp(ts: &Value) -> Option<(String, &'static str)> {
         }
         _ => None,
     }
+}
+
+/// `code` in snake_case: lowercase ASCII letters and digits, `_` for anything else, a leading
+/// `e_` when it would not start with a letter.
+fn snake_case(code: &str) -> String {
+    let mut out: String = code
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+        out.insert_str(0, "e_");
+    }
+    out
 }
 
 /// FNV-1a of `text`: a synthesized `event_id` that a frame delivered twice repeats.

@@ -12,8 +12,8 @@
 //! as they came. Every rule that fires is counted: the rules a run needed, plus the lacked
 //! capabilities, are its **migration debt**, shown in every report.
 //!
-//! Two dialects are built in: `canonical` (nothing mapped) and `netra-legacy` (the backend of
-//! `legacy-protocol.md`).
+//! Two dialects are built in: `canonical` (nothing mapped) and `netra-legacy` (the netra legacy
+//! backend, whose facts `suite/dialects/README.md` lists).
 //!
 //! ```
 //! use goldenpath::Dialect;
@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use goldenpath_spec::{Direction as SpecDirection, MessageType};
 
 pub(crate) use inbound::{Normalized, Normalizer};
-use spec::{PlacementName, Spec};
+use spec::{PingAnswer, PlacementName, Spec};
 
 use crate::target::Placement;
 
@@ -101,6 +101,28 @@ pub struct Lacked {
     pub reason: String,
 }
 
+/// How the frames of one message type fared through a dialect: how many there were, how many
+/// needed no rule (native), and the rules applied to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameDebt {
+    /// The type as it came on the wire (received), or `sent TYPE` for what the suite sent.
+    pub kind: String,
+    /// Frames of this type.
+    pub frames: u64,
+    /// Of those, frames no rule touched.
+    pub native: u64,
+    /// The rules applied to frames of this type, with how often.
+    pub rules: Vec<(String, u64)>,
+}
+
+/// The counts of one type, as they accumulate.
+#[derive(Debug, Default)]
+struct TypeCounts {
+    frames: u64,
+    native: u64,
+    rules: BTreeMap<String, u64>,
+}
+
 /// A wire dialect: how to reach, authenticate to, talk to and read a backend (see the
 /// [module documentation](self)). Cheap to clone; clones share the counts of the rules fired.
 #[derive(Clone)]
@@ -109,6 +131,7 @@ pub struct Dialect {
     origin: Arc<str>,
     sha256: Arc<str>,
     fired: Arc<Mutex<BTreeMap<String, u64>>>,
+    by_type: Arc<Mutex<BTreeMap<String, TypeCounts>>>,
 }
 
 impl std::fmt::Debug for Dialect {
@@ -188,6 +211,7 @@ impl Dialect {
             origin: origin.into(),
             sha256: crate::attest::sha256_hex(text.as_bytes()).into(),
             fired: Arc::default(),
+            by_type: Arc::default(),
         })
     }
 
@@ -217,6 +241,8 @@ impl Dialect {
         let canonical_auth = spec::Auth::default();
         self.spec.inbound.is_identity()
             && self.spec.run.message.is_none()
+            && self.spec.outbound.is_empty()
+            && self.spec.capabilities.ping == PingAnswer::Pong
             && self.spec.lacks.is_empty()
             && auth.claims.is_empty()
             && auth.placement == canonical_auth.placement
@@ -257,10 +283,28 @@ impl Dialect {
             origin: self.origin.clone(),
             sha256: self.sha256.clone(),
             fired: Arc::default(),
+            by_type: Arc::default(),
         }
     }
 
-    /// Count one firing of `rule`.
+    /// How each message type fared so far: frames, native frames, rules applied, by type
+    /// (received types first, then `sent TYPE`).
+    pub fn frame_debt(&self) -> Vec<FrameDebt> {
+        let by_type = self.by_type.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<FrameDebt> = by_type
+            .iter()
+            .map(|(kind, c)| FrameDebt {
+                kind: kind.clone(),
+                frames: c.frames,
+                native: c.native,
+                rules: c.rules.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+            })
+            .collect();
+        out.sort_by_key(|d| d.kind.starts_with("sent "));
+        out
+    }
+
+    /// Count one firing of `rule`, on no frame in particular (the handshake's).
     pub(crate) fn fire(&self, rule: impl Into<String>) {
         *self
             .fired
@@ -268,6 +312,29 @@ impl Dialect {
             .unwrap_or_else(|p| p.into_inner())
             .entry(rule.into())
             .or_default() += 1;
+    }
+
+    /// Count one frame of type `kind` and the rules applied to it (none: a native frame).
+    pub(crate) fn record_frame(&self, kind: &str, rules: Vec<String>) {
+        {
+            let mut by_type = self.by_type.lock().unwrap_or_else(|p| p.into_inner());
+            let counts = by_type.entry(kind.to_owned()).or_default();
+            counts.frames += 1;
+            if rules.is_empty() {
+                counts.native += 1;
+            }
+            for rule in &rules {
+                *counts.rules.entry(rule.clone()).or_default() += 1;
+            }
+        }
+        for rule in rules {
+            self.fire(rule);
+        }
+    }
+
+    /// Whether the suite may send an application `ping` (the server answers it somehow).
+    pub(crate) fn sends_ping(&self) -> bool {
+        self.spec.capabilities.ping != PingAnswer::None
     }
 
     /// The path appended to a URL without one.
@@ -350,6 +417,15 @@ impl Dialect {
     /// The skip reason for a lacked capability.
     pub(crate) fn lacked_because(&self, capability: &str, reason: &str) -> String {
         format!("dialect {} lacks {capability}: {reason}", self.spec.name)
+    }
+
+    /// The template `kind` (a client type) is sent through, if the dialect declares one.
+    pub(crate) fn outbound_template(&self, kind: &str) -> Option<&Value> {
+        match self.spec.outbound.get(kind) {
+            Some(rule) => Some(&rule.message),
+            None if kind == "user_message" => self.spec.run.message.as_ref(),
+            None => None,
+        }
     }
 
     /// A normalizer for the frames one connection of `user` receives.
@@ -474,20 +550,67 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), DialectError> {
             only(&format!("auth.claims.{k}"), s, &["uuid"])?;
         }
     }
+    if spec.run.message.is_some() && spec.outbound.contains_key("user_message") {
+        return Err(invalid(
+            "run.message",
+            "is the older spelling of [outbound.user_message]: keep one of them".into(),
+        ));
+    }
+    let mut templates: Vec<(String, &str, &Value)> = Vec::new();
     if let Some(message) = &spec.run.message {
-        if !message.get("type").is_some_and(Value::is_string) {
+        templates.push(("run.message".into(), "user_message", message));
+    }
+    for (kind, rule) in &spec.outbound {
+        let is_client = MessageType::from_wire(kind)
+            .is_some_and(|t| t.direction() == SpecDirection::ClientToServer);
+        if !is_client {
             return Err(invalid(
-                "run.message",
-                "must be a table with a string `type`".into(),
+                &format!("outbound.{kind}"),
+                format!("{kind:?} is not a client type of spec v1 (user_message, ping)"),
             ));
+        }
+        templates.push((
+            format!("outbound.{kind}.message"),
+            kind.as_str(),
+            &rule.message,
+        ));
+    }
+    for (key, kind, message) in templates {
+        if !message.get("type").is_some_and(Value::is_string) {
+            return Err(invalid(&key, "must be a table with a string `type`".into()));
         }
         let mut texts = Vec::new();
         strings(message, &mut texts);
+        let allowed = outbound::placeholders_of(kind);
         for t in &texts {
-            only("run.message", t, &outbound::MESSAGE_PLACEHOLDERS)?;
+            only(&key, t, allowed)?;
         }
-        if !texts.iter().any(|t| placeholders(t).contains(&"content")) {
-            return Err(invalid("run.message", "carries no {content}".into()));
+        if kind == "user_message" && !texts.iter().any(|t| placeholders(t).contains(&"content")) {
+            return Err(invalid(&key, "carries no {content}".into()));
+        }
+    }
+    if spec.capabilities.ping == PingAnswer::None {
+        if spec.inbound.barrier.is_some() {
+            return Err(invalid(
+                "capabilities.ping",
+                "\"none\" sends no ping, so no [inbound.barrier] can answer it: drop one".into(),
+            ));
+        }
+        if spec.outbound.contains_key("ping") {
+            return Err(invalid(
+                "outbound.ping",
+                "capabilities.ping = \"none\" sends no ping: drop [outbound.ping]".into(),
+            ));
+        }
+        if !spec
+            .lacks
+            .iter()
+            .any(|l| l.requirements.iter().any(|r| r == "GP-HB-001"))
+        {
+            return Err(invalid(
+                "capabilities.ping",
+                "\"none\" cannot judge GP-HB-001: add a [[lacks]] entry naming it".into(),
+            ));
         }
     }
     let server_type = |name: &str| {
@@ -522,6 +645,56 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), DialectError> {
                     format!("{to:?} is not a field path"),
                 ));
             }
+        }
+    }
+    for (field, paths) in &inbound.lift {
+        let key = format!("inbound.lift.{field}");
+        if ![
+            "run_id",
+            "thread_id",
+            "user_id",
+            "timestamp",
+            "event_id",
+            "seq",
+        ]
+        .contains(&field.as_str())
+        {
+            return Err(invalid(
+                &key,
+                format!("{field:?}: only a canonical top-level field can be lifted"),
+            ));
+        }
+        if paths.is_empty()
+            || paths
+                .iter()
+                .any(|p| p.split('.').count() < 2 || p.split('.').any(str::is_empty))
+        {
+            return Err(invalid(
+                &key,
+                format!("{paths:?}: each entry is a nested path, e.g. \"payload.{field}\""),
+            ));
+        }
+    }
+    for (kind, rules) in &inbound.events {
+        for (field, inner) in &rules.pick {
+            if field.is_empty() || inner.is_empty() || inner.split('.').any(str::is_empty) {
+                return Err(invalid(
+                    &format!("inbound.events.{kind}.pick.{field}"),
+                    format!("{inner:?} is not a field path"),
+                ));
+            }
+        }
+    }
+    for (from, to) in &inbound.error_codes {
+        if to.is_empty()
+            || !to
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(invalid(
+                &format!("inbound.error_codes.{from}"),
+                format!("{to:?} is no canonical error code (snake_case)"),
+            ));
         }
     }
     if let Some(t) = &inbound.greeting_user_id

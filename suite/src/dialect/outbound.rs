@@ -1,5 +1,5 @@
-//! What the suite sends through a dialect: the token's placement, and the message that starts a
-//! run.
+//! What the suite sends through a dialect: the token's placement, and each client message
+//! (`[outbound.<type>]`; `run.message` is the older spelling of `[outbound.user_message]`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,8 +7,18 @@ use serde_json::{Map, Value};
 
 use super::{Dialect, placeholders, render};
 
-/// The placeholders a `run.message` template may use.
-pub(super) const MESSAGE_PLACEHOLDERS: [&str; 4] = ["content", "thread_id", "user_id", "id"];
+/// The placeholders a `user_message` template may use.
+const MESSAGE_PLACEHOLDERS: [&str; 4] = ["content", "thread_id", "user_id", "id"];
+/// The placeholders a `ping` template may use.
+const PING_PLACEHOLDERS: [&str; 1] = ["id"];
+
+/// The placeholders the template of client type `kind` may use.
+pub(super) fn placeholders_of(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "user_message" => &MESSAGE_PLACEHOLDERS,
+        _ => &PING_PLACEHOLDERS,
+    }
+}
 
 /// A token placeholder's value: `{token}` the JWT as it is, `{token_b64url}` base64url without
 /// padding of the JWT's text.
@@ -58,15 +68,26 @@ impl Dialect {
         &self.spec.auth.query
     }
 
-    /// `frame` as this dialect sends it: a canonical `user_message` (a `payload` object with a
-    /// string `content`) becomes the `run.message` template filled in; anything else, such as a
-    /// frame a step sends malformed on purpose, is sent untouched (`None`).
+    /// `frame` as this dialect sends it: a canonical client message of a type the dialect
+    /// has a template for (a `user_message` with a string `payload.content`, a `ping`) becomes
+    /// that template filled in; anything else, such as a frame a step sends malformed on
+    /// purpose, is sent untouched (`None`). Each message sent is counted under `sent TYPE`.
     pub(crate) fn translate(&self, frame: &Value) -> Option<Value> {
-        let template = self.spec.run.message.as_ref()?;
-        let payload = frame.get("payload")?.as_object()?;
-        if frame.get("type")? != "user_message" || !payload.get("content")?.is_string() {
+        let kind = frame.get("type")?.as_str()?;
+        if !matches!(kind, "user_message" | "ping") {
             return None;
         }
+        let payload = frame.get("payload")?.as_object()?;
+        if kind == "user_message" && !payload.get("content")?.is_string() {
+            return None;
+        }
+        let canonical = self.is_canonical();
+        let Some(template) = self.outbound_template(kind) else {
+            if !canonical {
+                self.record_frame(&format!("sent {kind}"), Vec::new());
+            }
+            return None;
+        };
         let lookup = |name: &str| -> Option<Value> {
             match name {
                 "id" => frame.get("id").cloned(),
@@ -74,7 +95,13 @@ impl Dialect {
             }
         };
         let out = fill(template, &lookup)?;
-        self.fire("run: user_message sent through the run.message template");
+        let to = out.get("type").and_then(Value::as_str).unwrap_or(kind);
+        self.record_frame(
+            &format!("sent {kind}"),
+            vec![format!(
+                "outbound: {kind} sent as a {to} through its template"
+            )],
+        );
         Some(out)
     }
 }

@@ -18,6 +18,8 @@ pub(crate) struct Spec {
     #[serde(default)]
     pub(crate) run: Run,
     #[serde(default)]
+    pub(crate) outbound: BTreeMap<String, Outbound>,
+    #[serde(default)]
     pub(crate) inbound: Inbound,
     #[serde(default)]
     pub(crate) capabilities: Capabilities,
@@ -110,6 +112,14 @@ pub(crate) struct Run {
     pub(crate) message: Option<Value>,
 }
 
+/// `[outbound.<client type>]`: how the suite sends one client message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Outbound {
+    /// The template the canonical message is translated into.
+    pub(crate) message: Value,
+}
+
 /// Where a frame's payload comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -157,6 +167,9 @@ impl Synthesized {
 pub(crate) struct Inbound {
     #[serde(default)]
     pub(crate) aliases: BTreeMap<String, String>,
+    /// Top-level field → the nested paths it is lifted from, first present wins.
+    #[serde(default)]
+    pub(crate) lift: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub(crate) envelopes: Vec<EnvelopeKind>,
     #[serde(default)]
@@ -175,12 +188,16 @@ pub(crate) struct Inbound {
     pub(crate) greeting_user_id: Option<Truncation>,
     #[serde(default)]
     pub(crate) events: BTreeMap<String, EventRules>,
+    /// The legacy's error codes → canonical codes, for `error` and `agent_error`.
+    #[serde(default)]
+    pub(crate) error_codes: BTreeMap<String, String>,
 }
 
 impl Inbound {
     /// Whether nothing is mapped: frames are judged as they came.
     pub(crate) fn is_identity(&self) -> bool {
         self.aliases.is_empty()
+            && self.lift.is_empty()
             && self.envelopes.is_empty()
             && !self.convert_timestamps
             && self.ignore.is_empty()
@@ -188,6 +205,7 @@ impl Inbound {
             && self.inherit.is_empty()
             && self.greeting_user_id.is_none()
             && self.events.is_empty()
+            && self.error_codes.is_empty()
     }
 }
 
@@ -218,6 +236,9 @@ pub(crate) struct EventRules {
     pub(crate) rename: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) values: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Field path → the path, inside the object found there, of the value that replaces it.
+    #[serde(default)]
+    pub(crate) pick: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) defaults: Map<String, Value>,
     #[serde(default)]
@@ -239,6 +260,20 @@ pub(crate) struct Conditional {
 pub(crate) struct Capabilities {
     #[serde(default)]
     pub(crate) grants: Vec<String>,
+    /// What answers the suite's `ping`.
+    #[serde(default)]
+    pub(crate) ping: PingAnswer,
+}
+
+/// `capabilities.ping`: what answers the suite's application `ping`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PingAnswer {
+    /// A canonical `pong` (or the `[inbound.barrier]` frame, when one is declared).
+    #[default]
+    Pong,
+    /// Nothing: the suite sends no ping, and settles a connection by a quiet window.
+    None,
 }
 
 /// One `[[lacks]]` entry.

@@ -1,4 +1,5 @@
-//! The dialect format and every rule, on the frames of `legacy-protocol.md`.
+//! The dialect format and every rule, on the frames of the netra legacy backend
+//! (`suite/dialects/README.md`, "netra-legacy, fact by fact").
 
 use super::*;
 use serde_json::json;
@@ -291,12 +292,119 @@ fn legacy_errors_become_error_frames_with_canonical_codes() {
                "server_id": null, "correlation_id": null}),
     );
     assert_eq!(got["payload"]["code"], "thread_not_found");
-    // An unmapped code stays as it came, for the schema to report.
+    // An unmapped code passes through verbatim (in `wire_code`, its snake_case form in `code`)
+    // and is counted; a canonical code is native.
     let got = frame(
         &mut n,
-        json!({"type": "error_message", "error_code": "WEIRD", "error_message": "m", "timestamp": 1.0}),
+        json!({"type": "error_message", "error_code": "RATE-LIMITED", "error_message": "m", "timestamp": 1.0}),
     );
-    assert_eq!(got["payload"]["code"], "WEIRD");
+    assert_eq!(got["payload"]["code"], "rate_limited");
+    assert_eq!(got["payload"]["wire_code"], "RATE-LIMITED");
+    let kind = goldenpath_spec::MessageType::from_wire("error").unwrap();
+    goldenpath_spec::schema::validate(kind, &got).unwrap();
+    let got = frame(
+        &mut n,
+        json!({"type": "error_message", "error_code": "invalid_json", "error_message": "m", "timestamp": 1.0}),
+    );
+    assert_eq!(got["payload"]["code"], "invalid_json");
+    let rules: BTreeMap<String, u64> = d.rules_fired().into_iter().collect();
+    assert_eq!(
+        rules["error code: RATE-LIMITED unmapped, passed through verbatim"],
+        1
+    );
+    assert!(!rules.keys().any(|r| r.contains("invalid_json unmapped")));
+}
+
+#[test]
+fn nested_ids_are_lifted_and_an_object_answer_is_picked_by_its_path() {
+    let d = legacy();
+    let mut n = d.normalizer("u1");
+    frame(
+        &mut n,
+        json!({"type": "agent_started", "run_id": "r", "user_id": "u1", "thread_id": "t",
+               "timestamp": 1.0, "data": {}}),
+    );
+    let got = frame(
+        &mut n,
+        json!({"type": "agent_completed", "timestamp": 2.0,
+               "payload": {"run_id": "r", "thread_id": "t", "status": "completed",
+                           "final_response": {"content": "done", "format": "markdown"}}}),
+    );
+    assert_eq!(
+        (&got["run_id"], &got["thread_id"]),
+        (&json!("r"), &json!("t"))
+    );
+    assert!(got["payload"].get("run_id").is_none(), "{got}");
+    assert_eq!(got["payload"]["result"]["text"], "done");
+    assert_eq!(got["user_id"], "u1");
+    goldenpath_spec::schema::validate(MessageType::AgentCompleted, &got).unwrap();
+    let debt = d.frame_debt();
+    let completed = debt.iter().find(|t| t.kind == "agent_completed").unwrap();
+    assert_eq!((completed.frames, completed.native), (1, 0));
+    assert!(
+        completed
+            .rules
+            .iter()
+            .any(|(r, n)| r == "lift: payload.run_id → run_id" && *n == 1),
+        "{completed:?}"
+    );
+}
+
+#[test]
+fn an_ignored_type_that_carries_a_run_id_is_judged_all_the_same() {
+    let d = legacy();
+    let mut n = d.normalizer("u1");
+    let notice = json!({"type": "thread_created", "data": {"thread_id": "t"}, "timestamp": 1.0});
+    assert_eq!(
+        n.normalize(&notice.to_string(), notice),
+        Normalized::Ignored { barrier: false }
+    );
+    let sneaky = json!({"type": "thread_created", "data": {"run_id": "r"}, "timestamp": 1.0});
+    assert!(matches!(
+        n.normalize(&sneaky.to_string(), sneaky),
+        Normalized::Frame(_)
+    ));
+}
+
+#[test]
+fn the_new_keys_are_checked() {
+    let bad = [
+        (
+            "[inbound.lift]\nagent = [\"payload.agent\"]\n",
+            "inbound.lift.agent",
+        ),
+        (
+            "[inbound.lift]\nrun_id = [\"run\"]\n",
+            "inbound.lift.run_id",
+        ),
+        (
+            "[inbound.error_codes]\nX = \"Not Snake\"\n",
+            "inbound.error_codes.X",
+        ),
+        (
+            "[outbound.pong]\nmessage = { type = \"pong\" }\n",
+            "outbound.pong",
+        ),
+        (
+            "[outbound.ping]\nmessage = { type = \"hb\", who = \"{content}\" }\n",
+            "outbound.ping.message",
+        ),
+        ("[capabilities]\nping = \"none\"\n", "capabilities.ping"),
+        (
+            "[run]\nmessage = { type = \"m\", c = \"{content}\" }\n[outbound.user_message]\nmessage = { type = \"m\", c = \"{content}\" }\n",
+            "run.message",
+        ),
+    ];
+    for (text, key) in bad {
+        let err = Dialect::from_toml(&format!("name = \"x\"\n{text}"), "t").unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("`{key}`")),
+            "{key}: {err}"
+        );
+    }
+    let ok = "name = \"x\"\n[capabilities]\nping = \"none\"\n[[lacks]]\ncapability = \"ping\"\nrequirements = [\"GP-HB-001\"]\nreason = \"none\"\n";
+    let d = Dialect::from_toml(ok, "t").unwrap();
+    assert!(!d.sends_ping() && !d.is_canonical());
 }
 
 #[test]

@@ -12,6 +12,12 @@
 //!   or any frame of a run that already ended;
 //! - **lost** is counted at the end: a message of this connection's user whose run did not
 //!   complete here before the grace period ran out.
+//!
+//! Through a non-canonical dialect, each frame is first normalized as `check` does (frames
+//! the dialect ignores are skipped), and messages go out through its outbound rules. A run
+//! whose frames name no message (a backend that echoes no request id) is attributed to this
+//! connection's oldest message still unanswered: with several connections per user, such runs
+//! count on the other tabs without a message, so use one connection per user there.
 
 use futures_util::{SinkExt, StreamExt};
 use goldenpath_spec::machine::RunTracker;
@@ -25,6 +31,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Counters, Live, Shared};
+use crate::dialect::{Normalized, Normalizer};
 use crate::target::WsStream;
 
 /// The most anomalies one connection keeps as examples.
@@ -59,6 +66,10 @@ pub(crate) struct ConnStats {
     pub(crate) disconnected: Option<String>,
     /// The first anomalies, with the frame that showed them.
     pub(crate) examples: Vec<String>,
+    /// Runs of this user that completed here valid and by `agent_completed`.
+    pub(crate) successful: u64,
+    /// Runs of this user that ended here in `agent_error`.
+    pub(crate) agent_errors: u64,
 }
 
 /// One run in progress on this connection.
@@ -66,6 +77,8 @@ struct Run {
     tracker: RunTracker,
     /// The message that started it, when it is one of this user's.
     message: Option<u64>,
+    /// Whether the run's state machine refused one of its frames.
+    violated: bool,
 }
 
 struct Reader<'a> {
@@ -80,6 +93,10 @@ struct Reader<'a> {
     completed: HashSet<u64>,
     /// Messages this connection sent that have not completed here yet, with their send time.
     outstanding: HashMap<u64, Instant>,
+    /// The dialect's normalizer, when the dialect is not the canonical one.
+    normalizer: Option<Normalizer>,
+    /// Messages an open run was attributed to without a canary.
+    claimed: HashSet<u64>,
 }
 
 /// Drive connection `conn` of user `user` until the run and its grace period are over.
@@ -112,12 +129,16 @@ pub(crate) async fn drive(
             server_errors: 0,
             disconnected: None,
             examples: Vec::new(),
+            successful: 0,
+            agent_errors: 0,
         },
         event_ids: HashSet::new(),
         runs: HashMap::new(),
         finished: HashSet::new(),
         completed: HashSet::new(),
         outstanding: HashMap::new(),
+        normalizer: (!shared.dialect.is_canonical()).then(|| shared.dialect.normalizer(&user_name)),
+        claimed: HashSet::new(),
     };
     reader.frame(&greeting, Instant::now(), &live);
     let mut next = Some(schedule.first(user, conn)).filter(|&k| schedule.in_window(k));
@@ -167,6 +188,7 @@ pub(crate) async fn drive(
                     "id": canary,
                     "payload": {"content": format!("{} {canary}", shared.content)},
                 });
+                let frame = shared.dialect.translate(&frame).unwrap_or(frame);
                 let sent_at = Instant::now();
                 if let Err(e) = ws.send(Message::text(frame.to_string())).await {
                     reader.stats.disconnected = Some(format!("send failed: {e}"));
@@ -265,6 +287,13 @@ impl Reader<'_> {
                 return self.anomaly("schema-invalid", "not a JSON object", text);
             }
         };
+        let value = match self.normalizer.as_mut() {
+            None => value,
+            Some(n) => match n.normalize(text, value) {
+                Normalized::Frame(v) => v,
+                Normalized::Ignored { .. } => return,
+            },
+        };
         let kind = value
             .get("type")
             .and_then(Value::as_str)
@@ -342,9 +371,30 @@ impl Reader<'_> {
                 text,
             );
         }
+        // A backend that echoes no request id: the oldest message of this connection that no
+        // run has answered yet.
+        let canary = match canary {
+            None if kind == MessageType::AgentStarted
+                && self.normalizer.is_some()
+                && !self.runs.contains_key(run_id) =>
+            {
+                let oldest = self
+                    .outstanding
+                    .keys()
+                    .filter(|k| !self.claimed.contains(k))
+                    .min()
+                    .copied();
+                oldest.map(|k| {
+                    self.claimed.insert(k);
+                    (self.user, k)
+                })
+            }
+            other => other,
+        };
         let run = self.runs.entry(run_id.into()).or_insert_with(|| Run {
             tracker: RunTracker::new(),
             message: None,
+            violated: false,
         });
         if kind == MessageType::AgentStarted
             && run.message.is_none()
@@ -362,8 +412,10 @@ impl Reader<'_> {
             }
         }
         let violations = run.tracker.observe(&value);
+        run.violated |= !violations.is_empty();
         let finished = run.tracker.is_finished();
         let message = run.message;
+        let valid = !run.violated;
         if let Some(v) = violations.first() {
             self.stats.counters.out_of_order += 1;
             let what = format!("{}: expected {}, got {}", v.requirement, v.expected, v.got);
@@ -378,7 +430,13 @@ impl Reader<'_> {
                 return self.anomaly("duplicated", &format!("a second run for message {k}"), text);
             }
             self.outstanding.remove(&k);
+            self.claimed.remove(&k);
             self.stats.completed += 1;
+            match kind {
+                MessageType::AgentCompleted if valid => self.stats.successful += 1,
+                MessageType::AgentError => self.stats.agent_errors += 1,
+                _ => {}
+            }
             live.completed.fetch_add(1, Ordering::Relaxed);
             let intended = self.shared.schedule.intended(k);
             let us = arrived.saturating_duration_since(intended).as_micros() as u64;

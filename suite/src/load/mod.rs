@@ -6,7 +6,11 @@
 //! percentiles of the time to the first event and to completion, both measured from each
 //! message's *intended* send time, the delivered events per second, the handshake + auth rate,
 //! and the correctness counters — lost, duplicated, misrouted, out of order, schema-invalid —
-//! which must all be 0 for the run to be [clean](LoadReport::clean).
+//! which must all be 0 for the run to be [clean](LoadReport::clean). It also measures the
+//! remediation targets a migration sets: the golden-path success rate, the error rate and the
+//! routing latency, judged against objectives ([`Slo`], `--slo`). Through a non-canonical
+//! [`Dialect`](crate::Dialect) (`--dialect`) the connections authenticate, send and read as the
+//! dialect says, and every received frame is normalized before it is checked.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), goldenpath::LoadError> {
@@ -22,6 +26,9 @@
 
 mod conn;
 mod schedule;
+mod slo;
+
+pub use slo::{Slo, SloError, SloResult};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -36,7 +43,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::target::{ConnectError, Placement, Target, WsStream};
+use crate::target::{ConnectError, Target, WsStream};
 use crate::tokens::{TokenError, TokenKind, TokenSource};
 use schedule::Schedule;
 
@@ -68,6 +75,9 @@ pub struct LoadOptions {
     pub connect_timeout: Duration,
     /// Counters the caller can watch while the run goes on (progress).
     pub live: Option<Arc<Live>>,
+    /// The dialect the target speaks ([`Dialect::canonical`](crate::Dialect::canonical) by
+    /// default). A non-canonical one needs a target.
+    pub dialect: crate::Dialect,
 }
 
 impl Default for LoadOptions {
@@ -84,6 +94,7 @@ impl Default for LoadOptions {
             connect_concurrency: 64,
             connect_timeout: Duration::from_secs(10),
             live: None,
+            dialect: crate::Dialect::canonical(),
         }
     }
 }
@@ -288,12 +299,49 @@ pub struct LoadReport {
     pub disconnects: u64,
     /// The first anomalies, each with its connection and frame.
     pub examples: Vec<String>,
+    /// Run deliveries that reached a valid terminal sequence: completed, refused by nothing in
+    /// the run's state machine, ended by `agent_completed`.
+    pub successful_runs: u64,
+    /// Run deliveries that ended in `agent_error`.
+    pub agent_errors: u64,
+    /// The dialect the target was spoken to through, when it is not the canonical one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
+    /// Frames received through the dialect (0 without one).
+    pub dialect_frames: u64,
+    /// Of those, frames no rule touched.
+    pub dialect_native: u64,
+    /// The objectives judged ([`LoadReport::judge`]), in the order given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slos: Vec<SloResult>,
 }
 
 impl LoadReport {
     /// Whether every correctness counter is 0.
     pub fn clean(&self) -> bool {
         self.counters.is_zero()
+    }
+
+    /// The golden-path success rate: successful run deliveries per expected one, in percent
+    /// (`None` when no run was expected).
+    pub fn success_percent(&self) -> Option<f64> {
+        (self.expected_runs > 0)
+            .then(|| self.successful_runs as f64 * 100.0 / self.expected_runs as f64)
+    }
+
+    /// The error rate: run deliveries ended in `agent_error` plus `error` frames, per expected
+    /// run delivery, in percent (`None` when no run was expected).
+    pub fn error_percent(&self) -> Option<f64> {
+        (self.expected_runs > 0).then(|| {
+            (self.agent_errors + self.server_errors) as f64 * 100.0 / self.expected_runs as f64
+        })
+    }
+
+    /// Judge `slos` against this report (kept in [`LoadReport::slos`]); whether every one was
+    /// met.
+    pub fn judge(&mut self, slos: &[Slo]) -> bool {
+        self.slos = slos.iter().map(|s| s.judge(self)).collect();
+        self.slos.iter().all(|r| r.met)
     }
 
     /// The report as pretty JSON.
@@ -351,6 +399,29 @@ impl LoadReport {
                 p.p50, p.p90, p.p99, p.p999, p.max
             );
         }
+        let rate = |p: Option<f64>| p.map_or("n/a".to_owned(), |p| format!("{p:.2} %"));
+        let _ = writeln!(
+            out,
+            "  golden path: {} of {} run deliveries succeeded ({}), errors {} ({} agent_error, {} error frame(s))",
+            self.successful_runs,
+            self.expected_runs,
+            rate(self.success_percent()),
+            rate(self.error_percent()),
+            self.agent_errors,
+            self.server_errors
+        );
+        if let Some(d) = &self.dialect {
+            let native = if self.dialect_frames > 0 {
+                self.dialect_native as f64 * 100.0 / self.dialect_frames as f64
+            } else {
+                100.0
+            };
+            let _ = writeln!(
+                out,
+                "  via {d}: {} of {} frames received native ({native:.1} %)",
+                self.dialect_native, self.dialect_frames
+            );
+        }
         let c = &self.counters;
         let _ = writeln!(
             out,
@@ -367,6 +438,17 @@ impl LoadReport {
         for e in &self.examples {
             let _ = writeln!(out, "    - {e}");
         }
+        for r in &self.slos {
+            let measured = r
+                .measured
+                .map_or("no sample".to_owned(), |m| format!("{m:.3} {}", r.unit));
+            let _ = writeln!(
+                out,
+                "  SLO {:<20} measured {measured:<14} {}",
+                r.objective,
+                if r.met { "met" } else { "MISSED" }
+            );
+        }
         let _ = writeln!(
             out,
             "{}",
@@ -376,6 +458,18 @@ impl LoadReport {
                 "NOT CLEAN: a correctness counter is not 0"
             }
         );
+        let missed = self.slos.iter().filter(|r| !r.met).count();
+        if !self.slos.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                if missed == 0 {
+                    format!("SLOs MET: all {}", self.slos.len())
+                } else {
+                    format!("SLOs MISSED: {missed} of {}", self.slos.len())
+                }
+            );
+        }
         out
     }
 }
@@ -386,6 +480,8 @@ pub(crate) struct Shared {
     pub(crate) grace: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) content: String,
+    /// The dialect the target speaks.
+    pub(crate) dialect: crate::Dialect,
     /// Messages each user has sent so far.
     pub(crate) sent_by_user: Vec<AtomicU64>,
     /// Connections that may still send.
@@ -415,10 +511,25 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         return Err(LoadError::Config("--duration must be positive".into()));
     }
     let live = options.live.clone().unwrap_or_default();
+    let dialect = options.dialect.fresh();
+    if options.target.is_none() && !dialect.is_canonical() {
+        return Err(LoadError::Config(format!(
+            "--dialect {} needs --url: the embedded reference speaks the canonical dialect",
+            dialect.name()
+        )));
+    }
     live.set(Phase::Connecting);
     let mut embedded = None;
     let (target, tokens) = match options.target {
-        Some(pair) => pair,
+        Some((target, mut tokens)) => {
+            if let TokenSource::Secret { claims, .. } = &mut tokens {
+                // The dialect's claims, under those given as flags.
+                for (k, v) in dialect.claims() {
+                    claims.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            (target.with_dialect(dialect.clone()), tokens)
+        }
         None => {
             let server = crate::Embedded::start().await.map_err(|e| {
                 LoadError::Config(format!("cannot start the embedded reference router: {e}"))
@@ -480,6 +591,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         grace: options.grace,
         max_in_flight: options.max_in_flight.max(1),
         content: options.content.clone(),
+        dialect: dialect.clone(),
         sent_by_user: (0..options.users).map(|_| AtomicU64::new(0)).collect(),
         senders_left: AtomicUsize::new(connections),
     });
@@ -502,6 +614,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let mut counters = Counters::default();
     let (mut events, mut completed, mut sent, mut lag, mut errors, mut disconnects) =
         (0, 0, 0, 0, 0, 0);
+    let (mut successful, mut agent_errors) = (0, 0);
     let mut last_event = schedule.t0;
     let mut examples = Vec::new();
     for task in tasks {
@@ -523,6 +636,8 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         sent += stats.sent;
         lag = lag.max(stats.max_send_lag_us);
         errors += stats.server_errors;
+        successful += stats.successful;
+        agent_errors += stats.agent_errors;
         disconnects += u64::from(stats.disconnected.is_some());
         if let Some(t) = stats.last_event {
             last_event = last_event.max(t);
@@ -540,6 +655,11 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let window = last_event
         .saturating_duration_since(schedule.t0)
         .as_secs_f64();
+    let received: Vec<crate::FrameDebt> = dialect
+        .frame_debt()
+        .into_iter()
+        .filter(|d| !d.kind.starts_with("sent "))
+        .collect();
     let events_per_run = if completed > 0 {
         events as f64 / completed as f64
     } else {
@@ -578,6 +698,12 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         server_errors: errors,
         disconnects,
         examples,
+        successful_runs: successful,
+        agent_errors,
+        dialect_frames: received.iter().map(|d| d.frames).sum(),
+        dialect_native: received.iter().map(|d| d.native).sum(),
+        dialect: (!dialect.is_canonical()).then(|| dialect.name().to_owned()),
+        slos: Vec::new(),
     })
 }
 
@@ -675,7 +801,12 @@ async fn open_one(
         .await
         .map_err(|e| OpenError::Fatal(e.into()))?;
     let opened = target
-        .open(Some(&token), Placement::Header, timeout, ws_config())
+        .open(
+            Some(&token),
+            target.dialect().placement(),
+            timeout,
+            ws_config(),
+        )
         .await;
     let mut ws = match opened {
         Ok(Ok((ws, _))) => ws,

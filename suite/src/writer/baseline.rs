@@ -1,4 +1,6 @@
-//! `--baseline PREV.json`: compare this run's requirement verdicts with a previous report.
+//! `--baseline PREV.json`: compare this run with a previous report. The comparison `check
+//! --baseline` prints and exits by is [`diff`](super::diff()) (the code of `goldenpath diff`);
+//! [`compare`] is the coarser classification by failures alone.
 
 use crate::report::{Report, Verdict};
 use serde::Serialize;
@@ -8,6 +10,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 pub struct Baseline {
     verdicts: BTreeMap<String, Verdict>,
+    report: Report,
 }
 
 /// The baseline file is unusable.
@@ -41,7 +44,13 @@ impl Baseline {
                 .iter()
                 .map(|r| (r.id.clone(), r.verdict))
                 .collect(),
+            report: report.clone(),
         }
+    }
+
+    /// The previous report.
+    pub fn report(&self) -> &Report {
+        &self.report
     }
 }
 

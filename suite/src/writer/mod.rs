@@ -1,7 +1,9 @@
 //! Writers over the one result model: the terminal summary, the JSON report, JUnit XML, the HTML
-//! page, the Markdown job summary, and the comparison with a baseline. The executor never prints; these do.
+//! page, the Markdown job summary, and the comparison of two reports (`diff`, `--baseline`). The
+//! executor never prints; these do.
 
 mod baseline;
+mod diff;
 mod html;
 mod json;
 mod junit;
@@ -9,6 +11,7 @@ mod markdown;
 mod terminal;
 
 pub use baseline::{Baseline, BaselineClass, BaselineError, compare};
+pub use diff::{Change, DebtDelta, Diff, RuleDelta, Transition, diff};
 pub use html::to_html;
 pub use json::to_json;
 pub use junit::to_junit;

@@ -1,12 +1,65 @@
 //! The terminal summary: a table per requirement family, then each failure with its evidence.
 
 use super::outcome;
-use crate::report::{Direction, Report, ScenarioResult, Verdict};
+use crate::report::{DialectReport, Direction, Report, ScenarioResult, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// How many frames of each connection's transcript a failure shows (the last ones).
 const TRANSCRIPT_TAIL: usize = 8;
+
+/// The migration debt, first thing after the title: each rule applied and how often, by message
+/// type, the share of frames that came native, and the capabilities lacked.
+fn debt(out: &mut String, d: &DialectReport) {
+    let _ = writeln!(
+        out,
+        "migration debt via {} ({}): {} ({} mapping rules needed, {} capabilities lacked)",
+        d.name,
+        d.origin,
+        d.debt,
+        d.rules.len(),
+        d.lacks.len()
+    );
+    if d.by_type.is_empty() {
+        for r in &d.rules {
+            let _ = writeln!(out, "  rule  {:>6}x  {}", r.count, r.rule);
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "  native frames: {} of {} received ({:.1} %)",
+            d.native,
+            d.frames,
+            d.native_percent()
+        );
+        for t in &d.by_type {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>6} frames {:>6} native",
+                t.kind, t.frames, t.native
+            );
+            for r in &t.rules {
+                let _ = writeln!(out, "    {:>6}x  {}", r.count, r.rule);
+            }
+        }
+        // Rules on no frame in particular (the handshake's).
+        for r in d.rules.iter().filter(|r| {
+            !d.by_type
+                .iter()
+                .any(|t| t.rules.iter().any(|x| x.rule == r.rule))
+        }) {
+            let _ = writeln!(out, "  handshake {:>6}x  {}", r.count, r.rule);
+        }
+    }
+    for l in &d.lacks {
+        let ids = if l.requirements.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", l.requirements.join(" "))
+        };
+        let _ = writeln!(out, "  lacks {}{ids}: {}", l.capability, l.reason);
+    }
+}
 
 /// The summary printed after a run.
 pub fn summary(report: &Report) -> String {
@@ -21,6 +74,10 @@ pub fn summary(report: &Report) -> String {
         "goldenpath: spec v{} against {}{via}",
         report.spec_version, report.target
     );
+    if let Some(d) = &report.dialect {
+        let _ = writeln!(out);
+        debt(&mut out, d);
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -86,29 +143,6 @@ pub fn summary(report: &Report) -> String {
     {
         let _ = writeln!(out);
         evidence(&mut out, s, outcome(report, s));
-    }
-    if let Some(d) = &report.dialect {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "migration debt via {} ({}): {} ({} mapping rules needed, {} capabilities lacked)",
-            d.name,
-            d.origin,
-            d.debt,
-            d.rules.len(),
-            d.lacks.len()
-        );
-        for r in &d.rules {
-            let _ = writeln!(out, "  rule  {:>6}x  {}", r.count, r.rule);
-        }
-        for l in &d.lacks {
-            let ids = if l.requirements.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", l.requirements.join(" "))
-            };
-            let _ = writeln!(out, "  lacks {}{ids}: {}", l.capability, l.reason);
-        }
     }
     let _ = writeln!(out);
     if !report.unchecked.is_empty() {
