@@ -307,6 +307,13 @@ pub enum RunState {
     Partial,
 }
 
+impl Default for RunState {
+    /// A report that does not say claims nothing: `incomplete`.
+    fn default() -> Self {
+        RunState::Incomplete
+    }
+}
+
 impl RunState {
     /// The verdict line's word: `CONFORMANT`, `NOT CONFORMANT`, `INCONCLUSIVE`, `INCOMPLETE`,
     /// `PARTIAL`.
@@ -383,13 +390,18 @@ pub struct Report {
     pub target: String,
     /// Whether SHOULDs counted as failures.
     pub strict: bool,
-    /// What the run may claim: CONFORMANT only when every MUST ran and passed.
+    /// What the run may claim: CONFORMANT only when every MUST ran and passed. (A report
+    /// written before runs had a state reads as `incomplete`: it never said.)
+    #[serde(default)]
     pub state: RunState,
     /// Whether every MUST requirement of the spec was checked (ran to its end), pass or fail.
+    #[serde(default)]
     pub complete: bool,
     /// The part of the spec the run covered.
+    #[serde(default)]
     pub scope: Scope,
     /// Each MUST requirement the run should have checked and did not, with why.
+    #[serde(default)]
     pub unchecked: Vec<Unchecked>,
     /// How many agent runs the check started on the target (user messages sent).
     #[serde(default)]

@@ -92,7 +92,7 @@ async fn the_actions_steps_pass_against_the_reference() {
         baseline.to_str().unwrap(),
     ])
     .await;
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 5, "narrowed by --only: PARTIAL\n{err}");
     env.insert("BASELINE", baseline.display().to_string());
     let (code, out, err) = step("baseline.sh", &env).await;
     assert_eq!(code, 0, "baseline.sh: stdout:\n{out}\nstderr:\n{err}");

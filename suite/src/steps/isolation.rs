@@ -289,14 +289,26 @@ async fn no_leak(w: &mut GoldenWorld) {
     w.settle_all().await;
     // Nothing can be seen to leak from runs that never came: each sender's runs must have
     // reached it first.
+    let deadline = w.run_deadline();
     for sender in w.senders() {
         let own = w.wire_user(&sender);
         // A message the server refused (an error frame) was not meant to start a run.
-        let arrived = (0..w.count(&sender)).any(|i| {
-            w.since_action(&sender, i).iter().any(|f| {
-                f["type"] == "error" || (f.get("run_id").is_some() && f["user_id"] == own.as_str())
-            })
-        });
+        let answered = |f: &Value| {
+            f["type"] == "error" || (f.get("run_id").is_some() && f["user_id"] == own.as_str())
+        };
+        // Wait (up to the run timeout) for the first answer on the sender's first connection.
+        if w.count(&sender) > 0 && !w.since_action(&sender, 0).iter().any(answered) {
+            let conn = w.conn(&sender, 0);
+            while let Ok(incoming) = conn.recv(deadline).await {
+                match incoming {
+                    crate::target::Incoming::Json(f) if answered(&f) => break,
+                    crate::target::Incoming::Closed(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        let arrived =
+            (0..w.count(&sender)).any(|i| w.since_action(&sender, i).iter().any(answered));
         if !arrived {
             w.fail_and_stop(
                 "GP-ROUTE-001",
