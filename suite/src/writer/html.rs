@@ -62,13 +62,7 @@ struct Page<'a> {
 
 /// The headline verdict of a report, as the summaries print it.
 pub(crate) fn headline(report: &Report) -> &'static str {
-    if report.conformant() {
-        "CONFORMANT"
-    } else if report.totals.fail > 0 {
-        "NOT CONFORMANT"
-    } else {
-        "INCONCLUSIVE"
-    }
+    report.state.as_str()
 }
 
 /// The report as one self-contained HTML page; with a baseline, how each requirement moved.
