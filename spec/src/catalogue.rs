@@ -39,29 +39,92 @@ use serde::Serialize;
 /// The text of `features/README.md`: the requirement table and the step vocabulary.
 pub const CATALOGUE: &str = include_str!("../../features/README.md");
 
-/// Embeds `features/<name>` as `(name, text)`.
-macro_rules! feature {
-    ($name:literal) => {
-        ($name, include_str!(concat!("../../features/", $name)))
-    };
+/// Every feature file, as `(file name, Gherkin text)`, e.g. `("auth.feature", "@auth\nFeature: ...")`,
+/// in the order of the [`families`] table. The build embeds every `features/*.feature` it finds
+/// (`build.rs`): adding one needs its row in the families table of `features/README.md`, and no code.
+pub const FEATURE_FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/features.rs"));
+
+/// The table of requirements: the name of the markers it sits between.
+const REQUIREMENTS_TABLE: &str = "requirements";
+/// The table of families: the name of the markers it sits between.
+const FAMILIES_TABLE: &str = "families";
+
+/// A family of requirements: one feature file, one id prefix. A row of the families table of
+/// `features/README.md`.
+///
+/// ```
+/// let f = goldenpath_spec::catalogue::family_of_tag("sequence").expect("a family of spec v1");
+/// assert_eq!(f.ids, "SEQ");
+/// assert_eq!(f.feature_file(), "sequence.feature");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Family {
+    /// The feature's tag, without `@`, and its file's stem: `sequence`.
+    pub tag: &'static str,
+    /// The middle part of the family's requirement ids: `SEQ` in `GP-SEQ-003`.
+    pub ids: &'static str,
+    /// What the family's requirements are about, one phrase.
+    pub behaviour: &'static str,
 }
 
-/// Every feature file, as `(file name, Gherkin text)`, e.g. `("auth.feature", "@auth\nFeature: ...")`,
-/// in the order of the catalogue's families.
-pub const FEATURE_FILES: &[(&str, &str)] = &[
-    feature!("connection.feature"),
-    feature!("auth.feature"),
-    feature!("routing.feature"),
-    feature!("sequence.feature"),
-    feature!("isolation.feature"),
-    feature!("heartbeat.feature"),
-    feature!("liveness.feature"),
-    feature!("wire.feature"),
-];
+impl Family {
+    /// The family's feature file, `<tag>.feature`.
+    pub fn feature_file(&self) -> String {
+        format!("{}.feature", self.tag)
+    }
+}
 
-/// The marker lines the requirement table sits between.
-const TABLE_START: &str = "<!-- requirements:start -->";
-const TABLE_END: &str = "<!-- requirements:end -->";
+/// Every family, in the table's order (the order families run and are reported in).
+pub fn families() -> &'static [Family] {
+    static FAMILIES: OnceLock<Vec<Family>> = OnceLock::new();
+    FAMILIES.get_or_init(|| {
+        rows(CATALOGUE, FAMILIES_TABLE)
+            .map(|(line, cells)| {
+                let [tag, ids, behaviour] = cells[..] else {
+                    panic!("a family row has 3 cells (tag, ids, behaviour): {line}");
+                };
+                Family {
+                    tag,
+                    ids,
+                    behaviour,
+                }
+            })
+            .collect()
+    })
+}
+
+/// The family whose feature carries this tag (without `@`), if any.
+pub fn family_of_tag(tag: &str) -> Option<&'static Family> {
+    families().iter().find(|f| f.tag == tag)
+}
+
+/// The family whose requirement ids have this middle part (`SEQ`), if any.
+pub fn family_of_ids(ids: &str) -> Option<&'static Family> {
+    families().iter().find(|f| f.ids == ids)
+}
+
+/// The data rows, as `(line, cells)`, of the Markdown table between `<!-- NAME:start -->` and
+/// `<!-- NAME:end -->` of `text`, the header and separator skipped. The catalogue is embedded and
+/// tested, so a table this cannot read is a bug of this crate: it panics, naming what is wrong.
+fn rows(text: &'static str, name: &str) -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    let (_, rest) = text
+        .split_once(&start)
+        .unwrap_or_else(|| panic!("features/README.md lacks {start}"));
+    let (table, _) = rest
+        .split_once(&end)
+        .unwrap_or_else(|| panic!("features/README.md lacks {end}"));
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .skip(2) // the header and the separator
+        .map(|line| {
+            let cells = cells(line).unwrap_or_else(|| panic!("not a table row: {line}"));
+            (line, cells)
+        })
+}
 
 /// How binding a requirement is, in the sense of RFC 2119.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -115,27 +178,14 @@ pub fn requirement(id: &str) -> Option<&'static Requirement> {
     requirements().iter().find(|r| r.id == id)
 }
 
-/// Reads the rows of the table between the markers. The catalogue is embedded and tested, so a
-/// row this cannot read is a bug of this crate: it panics, naming the row.
+/// Reads the requirement table. The catalogue is embedded and tested, so a row this cannot read
+/// is a bug of this crate: it panics, naming the row.
 fn parse(catalogue: &'static str) -> Vec<Requirement> {
-    let (_, rest) = catalogue
-        .split_once(TABLE_START)
-        .unwrap_or_else(|| panic!("features/README.md lacks {TABLE_START}"));
-    let (table, _) = rest
-        .split_once(TABLE_END)
-        .unwrap_or_else(|| panic!("features/README.md lacks {TABLE_END}"));
-    table
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .filter_map(|line| {
-            let cells = cells(line).unwrap_or_else(|| panic!("not a table row: {line}"));
+    rows(catalogue, REQUIREMENTS_TABLE)
+        .map(|(line, cells)| {
             let [id, level, text, _scenarios] = cells[..] else {
                 panic!("a requirement row has 4 cells (id, level, requirement, scenarios): {line}");
             };
-            if id == "id" || id.starts_with("---") {
-                return None; // the header and the separator
-            }
             let level = match level {
                 "MUST" => Level::Must,
                 "SHOULD" => Level::Should,
@@ -152,12 +202,12 @@ fn parse(catalogue: &'static str) -> Vec<Requirement> {
                 })
                 .map(|(family, _)| family)
                 .unwrap_or_else(|| panic!("id {id:?} is not GP-<FAMILY>-NNN: {line}"));
-            Some(Requirement {
+            Requirement {
                 id,
                 level,
                 text,
                 family,
-            })
+            }
         })
         .collect()
 }
@@ -183,12 +233,16 @@ mod tests {
     }
 
     #[test]
-    fn families_are_the_eight_of_spec_v1() {
-        let families: BTreeSet<_> = requirements().iter().map(|r| r.family).collect();
-        let expected: BTreeSet<_> = ["CONN", "AUTH", "ROUTE", "SEQ", "ISO", "HB", "LIVE", "WIRE"]
-            .into_iter()
-            .collect();
-        assert_eq!(families, expected);
+    fn every_requirement_belongs_to_a_family_of_the_table() {
+        let of_requirements: BTreeSet<_> = requirements().iter().map(|r| r.family).collect();
+        let of_table: BTreeSet<_> = families().iter().map(|f| f.ids).collect();
+        assert_eq!(of_requirements, of_table);
+        for family in ["CONN", "AUTH", "ROUTE", "SEQ", "ISO", "HB", "LIVE", "WIRE"] {
+            assert!(of_table.contains(family), "spec v1's family {family}");
+        }
+        assert_eq!(families()[0].tag, "connection");
+        assert_eq!(family_of_ids("ROUTE").map(|f| f.tag), Some("routing"));
+        assert!(family_of_tag("nope").is_none());
     }
 
     #[test]
@@ -219,8 +273,10 @@ mod tests {
     }
 
     #[test]
-    fn every_feature_file_is_embedded_with_its_family_tag() {
-        assert_eq!(FEATURE_FILES.len(), 8);
+    fn every_feature_file_is_embedded_with_its_family_tag_in_the_tables_order() {
+        let embedded: Vec<String> = FEATURE_FILES.iter().map(|(n, _)| n.to_string()).collect();
+        let families: Vec<String> = families().iter().map(Family::feature_file).collect();
+        assert_eq!(embedded, families);
         for (name, text) in FEATURE_FILES {
             let family = name.strip_suffix(".feature").expect("a .feature file");
             assert!(
@@ -228,6 +284,49 @@ mod tests {
                     .any(|l| l.split_whitespace().any(|t| t == format!("@{family}"))),
                 "{name} lacks its family tag @{family}"
             );
+        }
+    }
+
+    mod discovery {
+        include!("discover.rs");
+
+        /// The build script's discovery, run on a copy of `features/` with a family added: the
+        /// new file is embedded in its row's place, with no code changed.
+        #[test]
+        fn a_new_feature_file_is_found_in_its_rows_place() {
+            let dir = std::env::temp_dir().join(format!("gp-discover-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            for (name, text) in super::FEATURE_FILES {
+                std::fs::write(dir.join(name), text).expect("writable");
+            }
+            std::fs::write(dir.join("resume.feature"), "@resume\nFeature: Resume\n")
+                .expect("writable");
+            std::fs::write(dir.join("notes.txt"), "not a feature").expect("writable");
+            let readme = super::CATALOGUE.replace(
+                "| wire | WIRE |",
+                "| resume | RESUME | a client that reconnects gets what it missed |\n| wire | WIRE |",
+            );
+            let found = discover_features(&dir, &readme).expect("readable");
+            std::fs::remove_dir_all(&dir).expect("removable");
+            let wire = found
+                .iter()
+                .position(|f| f == "wire.feature")
+                .expect("wire");
+            assert_eq!(found[wire - 1], "resume.feature");
+            assert_eq!(found.len(), super::FEATURE_FILES.len() + 1);
+            assert!(!found.iter().any(|f| f == "notes.txt"));
+        }
+
+        #[test]
+        fn a_file_without_a_row_comes_last() {
+            let dir = std::env::temp_dir().join(format!("gp-discover-last-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            for name in ["a.feature", "wire.feature", "connection.feature"] {
+                std::fs::write(dir.join(name), "").expect("writable");
+            }
+            let found = discover_features(&dir, super::CATALOGUE).expect("readable");
+            std::fs::remove_dir_all(&dir).expect("removable");
+            assert_eq!(found, ["connection.feature", "wire.feature", "a.feature"]);
         }
     }
 

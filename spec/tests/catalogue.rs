@@ -25,18 +25,6 @@ use std::path::Path;
 use gherkin::{Feature, GherkinEnv, StepType};
 use goldenpath_spec::catalogue::{self, CATALOGUE, FEATURE_FILES};
 
-/// Feature file stem (= its family tag) and the family of the requirement ids it may carry.
-const FAMILIES: &[(&str, &str)] = &[
-    ("connection", "CONN"),
-    ("auth", "AUTH"),
-    ("routing", "ROUTE"),
-    ("sequence", "SEQ"),
-    ("isolation", "ISO"),
-    ("heartbeat", "HB"),
-    ("liveness", "LIVE"),
-    ("wire", "WIRE"),
-];
-
 /// The scenario tag, beside requirement ids, that the runner understands.
 const DIRECTIVES_TAG: &str = "directives";
 /// The tag of the scenarios that send the target's tool trigger.
@@ -87,11 +75,11 @@ fn stem(file: &'static str) -> &'static str {
 }
 
 fn family_of(stem: &str) -> &'static str {
-    FAMILIES
-        .iter()
-        .find(|(s, _)| *s == stem)
-        .map(|(_, f)| *f)
-        .unwrap_or_else(|| panic!("{stem}.feature belongs to no family of {FAMILIES:?}"))
+    catalogue::family_of_tag(stem)
+        .map(|f| f.ids)
+        .unwrap_or_else(|| {
+            panic!("{stem}.feature has no row in the families table of features/README.md")
+        })
 }
 
 /// Every embedded feature, parsed.
@@ -427,7 +415,7 @@ fn every_feature_file_is_embedded() {
 
 #[test]
 fn every_feature_carries_its_family_tag_only() {
-    let family_tags: BTreeSet<&str> = FAMILIES.iter().map(|(s, _)| *s).collect();
+    let family_tags: BTreeSet<&str> = catalogue::families().iter().map(|f| f.tag).collect();
     for (file, feature) in features() {
         let tags: BTreeSet<&str> = feature.tags.iter().map(String::as_str).collect();
         assert!(
