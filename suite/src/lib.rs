@@ -18,6 +18,7 @@ pub mod attest;
 pub mod capture;
 pub mod dialect;
 mod executor;
+pub mod explain;
 mod judge;
 pub mod load;
 pub mod report;

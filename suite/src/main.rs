@@ -3,6 +3,7 @@
 mod attest_cli;
 mod check;
 mod diff_cli;
+mod explain_cli;
 mod load_cli;
 mod validate_cli;
 
@@ -37,6 +38,10 @@ enum Command {
     /// Compare two JSON reports: every requirement's transition (fail→pass, pass→fail,
     /// pass→skip, skip→pass, new, gone) and the dialect's debt; exit 1 on a regression.
     Diff(diff_cli::DiffArgs),
+    /// Everything about one requirement, by its id: its sentence and level, the scenarios that
+    /// check it, the schemas it uses, the reference code that implements it, the runner code
+    /// that judges it and the faults that break it.
+    Explain(explain_cli::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => attest_cli::keygen(args),
         Command::Verify(args) => attest_cli::verify(args),
         Command::Diff(args) => diff_cli::run(args),
+        Command::Explain(args) => explain_cli::run(args),
     }
 }
 
@@ -133,6 +139,7 @@ fn default_log(command: &Command) -> &'static str {
         | Command::Validate(_)
         | Command::Keygen(_)
         | Command::Verify(_)
-        | Command::Diff(_) => "warn",
+        | Command::Diff(_)
+        | Command::Explain(_) => "warn",
     }
 }

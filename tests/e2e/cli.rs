@@ -304,3 +304,30 @@ async fn a_baseline_classifies_each_requirement_and_fails_on_a_new_failure() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn explain_finds_everything_about_a_requirement_by_its_id() {
+    let (code, out, err) = goldenpath(&["explain", "gp-iso-002"]).await;
+    assert_eq!(code, 0, "{err}");
+    for part in [
+        "GP-ISO-002  MUST",
+        "features/isolation.feature",
+        "reference/src/broadcast.rs",
+        "suite/src/judge.rs",
+        "goldenpath serve --fault tenant-broadcast",
+    ] {
+        assert!(out.contains(part), "{part} missing from:\n{out}");
+    }
+    let (code, out, err) = goldenpath(&["explain", "GP-ISO-002", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["id"], "GP-ISO-002");
+    assert!(json["faults"].as_array().is_some_and(|f| !f.is_empty()));
+
+    let (code, _, err) = goldenpath(&["explain", "GP-ISO-099"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no requirement GP-ISO-099") && err.contains("GP-ISO-001"),
+        "{err}"
+    );
+}
