@@ -15,7 +15,7 @@
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt};
-use goldenpath_spec::{MessageType, SPEC_VERSION};
+use goldenpath_spec::{ErrorCode, MessageType, SPEC_VERSION};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,7 +231,8 @@ fn route(text: &str, sender: &Sender<'_>, poisoned: bool) -> Option<Refusal> {
             None
         }
         Err(refusal)
-            if refusal.code == "unknown_type" && fault_on!(shared.faults, IgnoreUnknownType) =>
+            if refusal.code == ErrorCode::UnknownType
+                && fault_on!(shared.faults, IgnoreUnknownType) =>
         {
             None
         }
@@ -301,7 +302,7 @@ fn faulty_close(faults: Faults, close: (u16, &'static str)) -> Option<(u16, &'st
 /// (`Fault::CloseOnMalformedJson`).
 fn close_instead_of(faults: Faults, refusal: &Refusal) -> Option<(u16, &'static str)> {
     match refusal.code {
-        "invalid_json" if fault_on!(faults, CloseOnMalformedJson) => {
+        ErrorCode::InvalidJson if fault_on!(faults, CloseOnMalformedJson) => {
             Some((close_code::ERROR, "internal error"))
         }
         _ => None,

@@ -12,11 +12,13 @@
 //! - [`limits`]: the clock-skew bound and the quiet window after a run (`features/limits.toml`).
 
 pub mod catalogue;
+mod error_code;
 pub mod limits;
 pub mod machine;
 mod message;
 pub mod schema;
 
+pub use error_code::ErrorCode;
 pub use message::{Direction, MessageType};
 
 /// The version of the spec these files define, as `connection_established` advertises it.

@@ -5,7 +5,7 @@
 mod ping;
 mod user_message;
 
-use goldenpath_spec::{Direction, MessageType, schema};
+use goldenpath_spec::{Direction, ErrorCode, MessageType, schema};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ pub(crate) enum Inbound {
 /// A client frame the router refused: the payload of the `error` frame it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    pub(crate) code: &'static str,
+    pub(crate) code: ErrorCode,
     pub(crate) message: String,
     pub(crate) request_type: Option<String>,
     pub(crate) pointer: Option<String>,
@@ -30,7 +30,7 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refusal {
             code,
             message: message.into(),
@@ -43,14 +43,14 @@ impl Refusal {
     /// A binary frame: the protocol is JSON text.
     pub(crate) fn binary() -> Self {
         Refusal::new(
-            "binary_not_supported",
+            ErrorCode::BinaryNotSupported,
             "binary frames are not supported: send JSON text frames",
         )
     }
 
     /// The `error` frame's payload.
     pub(crate) fn payload(&self) -> Value {
-        let mut p = json!({"code": self.code, "message": self.message});
+        let mut p = json!({"code": self.code.as_str(), "message": self.message});
         if let Some(t) = &self.request_type {
             p["request_type"] = json!(t);
         }
@@ -72,7 +72,7 @@ pub(crate) fn parse(
 ) -> Result<Inbound, Refusal> {
     if text.len() > max_frame_bytes && !fault_on!(faults, NoFrameLimit) {
         return Err(Refusal::new(
-            "frame_too_large",
+            ErrorCode::FrameTooLarge,
             format!(
                 "frame of {} bytes is over the limit of {max_frame_bytes}",
                 text.len()
@@ -80,13 +80,13 @@ pub(crate) fn parse(
         ));
     }
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
+        .map_err(|e| Refusal::new(ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
     let Some(object) = value.as_object() else {
         if fault_on!(faults, WrongCodeForNonObject) {
-            return Err(Refusal::new("invalid_json", "not a JSON object"));
+            return Err(Refusal::new(ErrorCode::InvalidJson, "not a JSON object"));
         }
         return Err(Refusal::new(
-            "not_an_object",
+            ErrorCode::NotAnObject,
             format!("a frame is a JSON object, not {}", kind_of(&value)),
         ));
     };
@@ -105,13 +105,13 @@ pub(crate) fn parse(
         Some(Value::String(name)) => name,
         Some(other) => {
             return Err(with_id(Refusal::new(
-                "unknown_type",
+                ErrorCode::UnknownType,
                 format!("`type` must be a string, not {}", kind_of(other)),
             )));
         }
         None => {
             return Err(with_id(Refusal::new(
-                "unknown_type",
+                ErrorCode::UnknownType,
                 "the frame has no `type`",
             )));
         }
@@ -120,7 +120,7 @@ pub(crate) fn parse(
         .filter(|t| t.direction() == Direction::ClientToServer)
         .ok_or_else(|| {
             let mut r = with_id(Refusal::new(
-                "unknown_type",
+                ErrorCode::UnknownType,
                 format!("unknown client message type {name:?}"),
             ));
             r.request_type = Some(name.clone());
@@ -131,7 +131,7 @@ pub(crate) fn parse(
     {
         let first = &violations[0];
         let mut r = with_id(Refusal::new(
-            "invalid_message",
+            ErrorCode::InvalidMessage,
             format!("{kind}: {}", first.message),
         ));
         r.request_type = Some(kind.as_str().to_owned());
@@ -146,7 +146,7 @@ pub(crate) fn parse(
     // The schema already admitted the frame; a failure here is a schema/struct mismatch.
     typed.map_err(|e| {
         with_id(Refusal::new(
-            "internal_error",
+            ErrorCode::InternalError,
             format!("schema-valid frame not understood: {e}"),
         ))
     })
@@ -240,7 +240,7 @@ mod tests {
         let refusal = parse(frame, 65536, Faults::default())
             .err()
             .expect("refused");
-        assert_eq!(refusal.code, code, "{refusal:?}");
+        assert_eq!(refusal.code.as_str(), code, "{refusal:?}");
         if let Some(pointer) = pointer {
             assert_eq!(refusal.pointer.as_deref(), Some(pointer), "{refusal:?}");
         }
@@ -253,7 +253,7 @@ mod tests {
                 .err()
                 .unwrap()
                 .code,
-            "frame_too_large"
+            ErrorCode::FrameTooLarge
         );
         let r = parse(r#"{"type":"nope","id":"m-9"}"#, 1024, Faults::default())
             .err()

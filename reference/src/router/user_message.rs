@@ -4,6 +4,7 @@
 //! does not own is refused with `thread_not_found` and starts nothing. Identity is the token's
 //! `sub`: fields in the payload (a `user_id`, say) never change who the sender is.
 
+use goldenpath_spec::ErrorCode;
 use serde::Deserialize;
 
 use super::{Refusal, Sender};
@@ -40,7 +41,7 @@ pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
             Ok(()) if fault_on!(faults, NewThreadEveryMessage) => new_thread(sender),
             Ok(()) => thread,
             Err(e) => {
-                let mut refusal = Refusal::new("thread_not_found", e.to_string());
+                let mut refusal = Refusal::new(ErrorCode::ThreadNotFound, e.to_string());
                 refusal.request_type = Some("user_message".into());
                 refusal.request_id = message.id;
                 refusal.pointer = Some("/payload/thread_id".into());

@@ -23,19 +23,14 @@ use super::spec::{EnvelopeKind, Synthesized};
 const SERVER_FIELDS: [&str; 4] = ["type", "event_id", "timestamp", "payload"];
 /// Top-level fields run frames add.
 const RUN_FIELDS: [&str; 4] = ["user_id", "thread_id", "run_id", "seq"];
-/// The error codes spec v1 defines (`schemas/README.md`): a legacy code equal to one of them
-/// is native, not debt.
-const CANONICAL_CODES: [&str; 9] = [
-    "invalid_json",
-    "not_an_object",
-    "unknown_type",
-    "invalid_message",
-    "binary_not_supported",
-    "frame_too_large",
-    "thread_not_found",
-    "internal_error",
-    "unauthorized",
-];
+/// A code legacy servers send for a refused token that is native too, beside the codes spec v1
+/// defines (`goldenpath_spec::ErrorCode`): a legacy code equal to one of them is not debt.
+const NATIVE_EXTRA_CODES: [&str; 1] = ["unauthorized"];
+
+/// Whether a legacy error code is one the contract already speaks.
+fn is_native_code(code: &str) -> bool {
+    goldenpath_spec::ErrorCode::from_wire(code).is_some() || NATIVE_EXTRA_CODES.contains(&code)
+}
 
 /// What a received JSON object became.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +250,7 @@ impl Normalizer {
             if let Some(to) = inbound.error_codes.get(&code) {
                 payload.insert("code".into(), Value::String(to.clone()));
                 self.fire(format!("error code: {code} → {to}"));
-            } else if !CANONICAL_CODES.contains(&code.as_str()) {
+            } else if !is_native_code(&code) {
                 // Kept verbatim in `wire_code`; `code` gets its snake_case form, so that the
                 // schema judges the frame and a step names what came.
                 let snake = snake_case(&code);
