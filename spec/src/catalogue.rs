@@ -5,7 +5,8 @@
 //! check it. `features/*.feature` hold those scenarios, tagged with the ids they check and with
 //! their family tag. This module embeds both — the only place that does — and reads the table
 //! once, on first use. The `catalogue` integration test keeps the two in agreement: every
-//! requirement has a scenario, every scenario names requirements of its family, the *Scenarios*
+//! requirement has a scenario, every scenario names requirements of its family (the observation
+//! scenarios excepted, within the families their rule names), the *Scenarios*
 //! column says what the tags say, and every step is in the step vocabulary the README lists.
 //!
 //! `features/sequence.toml`, the run's state machine, is embedded by [`crate::machine`].
@@ -47,7 +48,8 @@ macro_rules! feature {
 }
 
 /// Every feature file, as `(file name, Gherkin text)`, e.g. `("auth.feature", "@auth\nFeature: ...")`,
-/// in the order of the catalogue's families.
+/// in the order of the catalogue's families, then `observation.feature`, whose scenarios judge
+/// one run by every requirement that only reads it, whatever their family.
 pub const FEATURE_FILES: &[(&str, &str)] = &[
     feature!("connection.feature"),
     feature!("auth.feature"),
@@ -57,6 +59,7 @@ pub const FEATURE_FILES: &[(&str, &str)] = &[
     feature!("heartbeat.feature"),
     feature!("liveness.feature"),
     feature!("wire.feature"),
+    feature!("observation.feature"),
 ];
 
 /// The marker lines the requirement table sits between.
