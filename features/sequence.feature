@@ -5,13 +5,8 @@ Feature: The sequence of a run
   of the same tool_call_id; then one terminal event, agent_completed or agent_error, once no call
   is open, and nothing after it. seq counts 1, 2, 3... and every frame carries the run's run_id,
   thread_id and user_id. A "complete run" is one the machine of features/sequence.toml judges
-  without a finding; each finding names the requirement it breaks.
-
-  @GP-SEQ-001
-  Scenario: A run starts with agent_started
-    Given alice is connected
-    When alice sends a user message
-    Then alice receives one complete run
+  without a finding; each finding names the requirement it breaks. A plain run, on every tab of
+  its owner, is judged in observation.feature; the scenarios here ask for a shape.
 
   @GP-SEQ-001 @directives
   Scenario: A run without thinking or tool calls still starts with agent_started
@@ -51,14 +46,6 @@ Feature: The sequence of a run
     Then alice receives one complete run with 2 tool calls
     And the run ends with agent_error
 
-  @GP-SEQ-005
-  Scenario: A run has exactly one terminal event and nothing after it
-    Given alice is connected
-    When alice sends a user message
-    Then alice receives one complete run
-    And the run ends with agent_completed
-    And nothing of the run arrives within the quiet window after its terminal event
-
   @GP-SEQ-005 @directives
   Scenario: A failing run has exactly one terminal event and nothing after it
     Given alice is connected
@@ -66,31 +53,6 @@ Feature: The sequence of a run
     Then alice receives one complete run
     And the run ends with agent_error
     And nothing of the run arrives within the quiet window after its terminal event
-
-  @GP-SEQ-006
-  Scenario: seq counts from 1 on every connection that receives the run
-    Given alice is connected with 3 connections
-    When alice sends a user message
-    Then each of alice's connections receives one complete run
-
-  @GP-SEQ-006
-  Scenario: Runs that overlap on one connection each count their own seq
-    Given alice is connected
-    When every user sends 3 user messages at once
-    Then every connection receives exactly its own user's runs, each complete and in order
-
-  @GP-SEQ-007
-  Scenario: Every frame of a run carries the run's run_id, thread_id and user_id
-    Given alice is connected with 2 connections
-    When alice sends a user message
-    Then each of alice's connections receives one complete run
-    And the run belongs to alice
-
-  @GP-SEQ-008
-  Scenario: A run reaches its terminal event within the run timeout
-    Given alice is connected
-    When alice sends a user message
-    Then the run's terminal event arrives within the run timeout
 
   @GP-SEQ-008 @directives
   Scenario: A long scripted run reaches its terminal event within the run timeout
@@ -152,14 +114,7 @@ Feature: The sequence of a run
     And the run's agent_started echoes the message's id as request_id
 
   @GP-SEQ-013 @GP-SEQ-002 @GP-SEQ-003 @GP-SEQ-004 @tool-trigger
-  Scenario: A run made to use a tool delivers the five events
-    Given alice is connected
-    When alice sends a user message that makes the agent use a tool
-    Then alice receives one complete run
-    And the run has agent_started, agent_thinking, a tool call and its terminal event
-
-  @GP-SEQ-013 @GP-SEQ-002 @tool-trigger
-  Scenario: A run made to use a tool reaches every tab with its tool calls paired
+  Scenario: A run made to use a tool delivers the five events on every tab
     Given alice is connected with 2 connections
     When alice sends a user message that makes the agent use a tool
     Then each of alice's connections receives one complete run

@@ -3,14 +3,8 @@ Feature: The wire format
   Every frame the server sends is one WebSocket text frame holding one JSON object that validates
   against the schema of its type (schemas/), of a type this spec version defines, with an
   event_id no other frame on its connection carries. These checks cover every frame a scenario
-  received on any of its connections, from connection_established on.
-
-  @GP-WIRE-001
-  Scenario: Every frame of a run is a text frame holding one JSON object
-    Given alice is connected
-    When alice sends a user message
-    Then alice receives one complete run
-    And every frame received is a text frame holding one JSON object
+  received on any of its connections, from connection_established on. The frames of plain runs,
+  one user's and many users' at once, are judged in observation.feature.
 
   @GP-WIRE-001
   Scenario: Error and pong frames are text frames holding one JSON object
@@ -20,13 +14,6 @@ Feature: The wire format
     And alice sends a ping with id "p-1"
     Then alice receives a pong with request_id "p-1"
     And every frame received is a text frame holding one JSON object
-
-  @GP-WIRE-002
-  Scenario: Every frame of a run validates against its schema
-    Given alice is connected
-    When alice sends a user message
-    Then alice receives one complete run
-    And every frame received is valid against its schema
 
   @GP-WIRE-002 @directives
   Scenario: Every frame of a failing scripted run validates against its schema
@@ -46,27 +33,11 @@ Feature: The wire format
     And alice receives a pong with request_id "p-1"
     And every frame received is valid against its schema
 
-  @GP-WIRE-002
-  Scenario: Every frame validates while 8 users send at once
-    Given 8 users are connected with 2 connections each
-    When every user sends 2 user messages at once
-    Then every connection receives exactly its own user's runs, each complete and in order
-    And every frame received is valid against its schema
-
   @GP-WIRE-003
   Scenario: Every frame's type is a server type of this spec version
     Given alice is connected
-    When alice sends a user message
-    And alice sends the text frame "{"type": "shout", "payload": {}}"
+    When alice sends the text frame "{"type": "shout", "payload": {}}"
     And alice sends a ping with id "p-1"
-    Then alice receives one complete run
-    And alice receives an error frame with code "unknown_type"
+    Then alice receives an error frame with code "unknown_type"
     And alice receives a pong with request_id "p-1"
     And every frame received has a server type of this spec version
-
-  @GP-WIRE-004
-  Scenario: No two frames on one connection share an event_id
-    Given alice is connected with 2 connections
-    When every user sends 3 user messages at once
-    Then every connection receives exactly its own user's runs, each complete and in order
-    And every frame received has an event_id no other frame on its connection has

@@ -13,6 +13,8 @@ mod capture;
 mod cli;
 #[path = "e2e/common.rs"]
 mod common;
+#[path = "e2e/cost.rs"]
+mod cost;
 #[path = "e2e/html.rs"]
 mod html;
 #[path = "e2e/mute.rs"]

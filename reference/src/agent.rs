@@ -133,9 +133,20 @@ impl fmt::Display for Directive {
 }
 
 /// Play one run to its end. Returns early when no connection receives the run any more.
-pub(crate) async fn run(mut run: RunSender, ids: &Ids, content: &str, request_id: Option<String>) {
+/// Without `directives`, the content's directive is not honoured: the default run.
+pub(crate) async fn run(
+    mut run: RunSender,
+    ids: &Ids,
+    content: &str,
+    request_id: Option<String>,
+    directives: bool,
+) {
     let faults = run.faults();
-    let mut directive = Directive::parse(content);
+    let mut directive = if directives {
+        Directive::parse(content)
+    } else {
+        Directive::default()
+    };
     if fault_on!(faults, ToolEventsOnlyWithDirectives) && directive == Directive::default() {
         directive.tools = 0;
         directive.think = 0;

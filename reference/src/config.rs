@@ -50,6 +50,10 @@ pub struct Config {
     pub dev_tokens: bool,
     /// Lifetime of the tokens `POST /dev/tokens` mints.
     pub dev_token_ttl: Duration,
+    /// Honour test directives and list the `directives` capability in `connection_established`.
+    /// Off, every message gets the default run (one thinking step, one tool call) whatever its
+    /// content, as from a backend with a real model behind it.
+    pub directives: bool,
     /// A deliberately broken behaviour to switch on; `None` serves the spec.
     #[cfg(feature = "faults")]
     pub fault: Option<crate::Fault>,
@@ -73,6 +77,7 @@ impl Config {
             idle_ping: Duration::from_secs(30),
             dev_tokens: false,
             dev_token_ttl: Duration::from_secs(3600),
+            directives: true,
             #[cfg(feature = "faults")]
             fault: None,
         }
@@ -93,6 +98,12 @@ impl Config {
     /// Serve `POST /dev/tokens`.
     pub fn with_dev_tokens(mut self, on: bool) -> Self {
         self.dev_tokens = on;
+        self
+    }
+
+    /// Honour test directives and advertise the `directives` capability (the default), or not.
+    pub fn with_directives(mut self, on: bool) -> Self {
+        self.directives = on;
         self
     }
 
@@ -125,7 +136,8 @@ impl std::fmt::Debug for Config {
             .field("send_timeout", &self.send_timeout)
             .field("drain", &self.drain)
             .field("idle_ping", &self.idle_ping)
-            .field("dev_tokens", &self.dev_tokens);
+            .field("dev_tokens", &self.dev_tokens)
+            .field("directives", &self.directives);
         #[cfg(feature = "faults")]
         d.field("fault", &self.fault);
         d.finish()
@@ -176,6 +188,10 @@ pub struct ServeArgs {
     /// Serve `POST /dev/tokens {"user": "alice"}`, which mints a token for any user.
     #[arg(long)]
     pub dev_tokens: bool,
+    /// Honour no test directive and advertise no `directives` capability: every message gets
+    /// the default run, as from a backend with a real model (what `check` costs on one).
+    #[arg(long)]
+    pub no_directives: bool,
     /// Switch on one deliberately broken behaviour, to see a conformance suite fail it (the
     /// faults and the requirements each breaks: KILL_MATRIX.md).
     #[cfg(feature = "faults")]
@@ -186,7 +202,9 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The [`Config`] these flags describe.
     pub fn config(&self) -> Config {
-        let mut config = Config::new(self.jwt_secret.clone()).with_dev_tokens(self.dev_tokens);
+        let mut config = Config::new(self.jwt_secret.clone())
+            .with_dev_tokens(self.dev_tokens)
+            .with_directives(!self.no_directives);
         config.jwt_issuer = self.jwt_issuer.clone();
         config.jwt_audience = self.jwt_audience.clone();
         config.max_connections_per_user = self.max_connections_per_user.max(1);

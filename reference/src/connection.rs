@@ -65,7 +65,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         "user_id": &*user,
         "spec_version": SPEC_VERSION,
         "max_frame_bytes": shared.config.max_frame_bytes,
-        "capabilities": ["directives"],
+        "capabilities": if shared.config.directives { vec!["directives"] } else { Vec::new() },
         "heartbeat_interval_ms": shared.config.idle_ping.as_millis() as u64,
     });
     if fault_on!(faults, GreetingWrongUser) {

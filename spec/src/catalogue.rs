@@ -5,7 +5,8 @@
 //! check it. `features/*.feature` hold those scenarios, tagged with the ids they check and with
 //! their family tag. This module embeds both — the only place that does — and reads the table
 //! once, on first use. The `catalogue` integration test keeps the two in agreement: every
-//! requirement has a scenario, every scenario names requirements of its family, the *Scenarios*
+//! requirement has a scenario, every scenario names requirements of its family (the observation
+//! scenarios excepted, within the families their rule names), the *Scenarios*
 //! column says what the tags say, and every step is in the step vocabulary the README lists.
 //!
 //! `features/sequence.toml`, the run's state machine, is embedded by [`crate::machine`].
@@ -61,7 +62,8 @@ const FAMILIES_TABLE: &str = "families";
 pub struct Family {
     /// The feature's tag, without `@`, and its file's stem: `sequence`.
     pub tag: &'static str,
-    /// The middle part of the family's requirement ids: `SEQ` in `GP-SEQ-003`.
+    /// The middle part of the family's requirement ids: `SEQ` in `GP-SEQ-003`; for the
+    /// observation feature, several, space-separated (see [`Family::carries`]).
     pub ids: &'static str,
     /// What the family's requirements are about, one phrase.
     pub behaviour: &'static str,
@@ -71,6 +73,12 @@ impl Family {
     /// The family's feature file, `<tag>.feature`.
     pub fn feature_file(&self) -> String {
         format!("{}.feature", self.tag)
+    }
+
+    /// The id prefixes its scenarios may carry: its own, or, for the observation feature, those
+    /// of every family whose requirements only read a run (the table lists them).
+    pub fn carries(&self) -> impl Iterator<Item = &'static str> {
+        self.ids.split_whitespace()
     }
 }
 
@@ -235,7 +243,7 @@ mod tests {
     #[test]
     fn every_requirement_belongs_to_a_family_of_the_table() {
         let of_requirements: BTreeSet<_> = requirements().iter().map(|r| r.family).collect();
-        let of_table: BTreeSet<_> = families().iter().map(|f| f.ids).collect();
+        let of_table: BTreeSet<_> = families().iter().flat_map(Family::carries).collect();
         assert_eq!(of_requirements, of_table);
         for family in ["CONN", "AUTH", "ROUTE", "SEQ", "ISO", "HB", "LIVE", "WIRE"] {
             assert!(of_table.contains(family), "spec v1's family {family}");

@@ -6,10 +6,14 @@
 //!   family tag (`@routing` in `routing.feature`) and no other family's;
 //! - every scenario carries at least one requirement tag; every tag that looks like a requirement
 //!   (`GP-...`) names one of the catalogue; a scenario's requirements belong to its feature's
-//!   family (`@GP-ROUTE-*` only in `routing.feature`). **Cross-family tags are not allowed**: a
-//!   scenario that also exercises another family's rule (most scenarios receive a run, and the
-//!   machine judges every run) is still counted for its own family only, so that a requirement's
-//!   verdict comes from the scenarios written to check it;
+//!   family (`@GP-ROUTE-*` only in `routing.feature`). **Cross-family tags are not allowed**
+//!   outside `observation.feature`: a scenario that also exercises another family's rule (most
+//!   scenarios receive a run, and the machine judges every run) is still counted for its own
+//!   family only, so that a requirement's verdict comes from the scenarios written to check it;
+//! - an observation scenario (`observation.feature`) carries requirements of the families that
+//!   only read a run (the observation row of the families table), each judged by one of its Then steps; it sends no directive and
+//!   uses no step that fails every tag of its scenario (`FAILS_EVERY_TAG`), so that one broken
+//!   requirement is never counted against the others it shares a run with;
 //! - every requirement has a scenario, and the *Scenarios* column of the catalogue lists exactly
 //!   the scenarios tagged with the row's id (`file:Scenario name`, joined by `; `);
 //! - the only other scenario tags are `@directives`, carried exactly by the scenarios that send
@@ -24,6 +28,18 @@ use std::path::Path;
 
 use gherkin::{Feature, GherkinEnv, StepType};
 use goldenpath_spec::catalogue::{self, CATALOGUE, FEATURE_FILES};
+
+/// The feature whose scenarios observe one run for several families' requirements.
+const OBSERVATION: &str = "observation";
+/// The families an observation scenario may carry: those whose requirements only read a run,
+/// as the observation row of the families table lists them.
+fn observed() -> Vec<&'static str> {
+    catalogue::family_of_tag(OBSERVATION)
+        .map(|f| f.carries().collect())
+        .unwrap_or_default()
+}
+/// Steps that fail every requirement their scenario is tagged with: not for observation.
+const FAILS_EVERY_TAG: &[&str] = &["Then no run starts", "'s connection is still open"];
 
 /// The scenario tag, beside requirement ids, that the runner understands.
 const DIRECTIVES_TAG: &str = "directives";
@@ -75,6 +91,9 @@ fn stem(file: &'static str) -> &'static str {
 }
 
 fn family_of(stem: &str) -> &'static str {
+    if stem == OBSERVATION {
+        return OBSERVATION;
+    }
     catalogue::family_of_tag(stem)
         .map(|f| f.ids)
         .unwrap_or_else(|| {
@@ -450,6 +469,14 @@ fn every_scenario_checks_requirements_of_its_family() {
                         "{}: @{tag} names no requirement of the catalogue",
                         case.at()
                     )),
+                    Some(r) if family == OBSERVATION && !observed().contains(&r.family) => failures
+                        .push(format!(
+                            "{}: @{tag} is a {} requirement: observation scenarios carry only {:?}",
+                            case.at(),
+                            r.family,
+                            observed()
+                        )),
+                    Some(_) if family == OBSERVATION => {}
                     Some(r) if r.family != family => failures.push(format!(
                         "{}: @{tag} is a {} requirement, not of this feature's family {family}",
                         case.at(),
@@ -463,6 +490,30 @@ fn every_scenario_checks_requirements_of_its_family() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn observation_scenarios_send_no_directive_and_fail_no_tag_wholesale() {
+    let mut seen = 0;
+    for case in cases().iter().filter(|c| c.file == OBSERVATION) {
+        seen += 1;
+        for step in &case.steps {
+            assert!(
+                !step.contains(DIRECTIVE_STEP) && !FAILS_EVERY_TAG.iter().any(|s| step.contains(s)),
+                "{}: an observation scenario may not use the step {step:?}",
+                case.at()
+            );
+        }
+        assert!(
+            !case
+                .tags
+                .iter()
+                .any(|t| t == DIRECTIVES_TAG || t == TOOL_TRIGGER_TAG),
+            "{}: an observation scenario runs on every backend",
+            case.at()
+        );
+    }
+    assert!(seen > 0, "observation.feature has no scenario");
 }
 
 #[test]

@@ -311,7 +311,7 @@ async fn explain_finds_everything_about_a_requirement_by_its_id() {
     assert_eq!(code, 0, "{err}");
     for part in [
         "GP-ISO-002  MUST",
-        "features/isolation.feature",
+        "features/observation.feature",
         "reference/src/broadcast.rs",
         "suite/src/judge.rs",
         "goldenpath serve --fault tenant-broadcast",

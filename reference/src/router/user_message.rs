@@ -85,7 +85,7 @@ fn spawn_run(sender: &Sender<'_>, run: RunSender, content: String, request_id: O
     sender.shared.runs.spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = agent::run(run, shared.broadcast.ids(), &content, request_id) => {}
+            _ = agent::run(run, shared.broadcast.ids(), &content, request_id, shared.config.directives) => {}
         }
     });
 }
