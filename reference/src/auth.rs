@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use goldenpath_spec::wire;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -24,11 +25,6 @@ use crate::faults::{Faults, fault_on};
 /// The user a faulty router lets in without a usable token (`Fault::AcceptMissingToken`,
 /// `Fault::AcceptMalformedToken`).
 const GUEST: &str = "anonymous";
-
-/// The subprotocol the server selects; the token rides beside it as `bearer.<jwt>`.
-pub const SUBPROTOCOL: &str = "goldenpath.v1";
-/// The prefix of the subprotocol entry that carries the token.
-pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 
 /// Why a connection was refused. Each variant's [`AuthError::reason`] is the `reason` of the
 /// HTTP 401 body.
@@ -330,7 +326,7 @@ pub(crate) fn extract_token(
         if let Some(token) = value
             .split(',')
             .map(str::trim)
-            .find_map(|p| p.strip_prefix(BEARER_PROTOCOL_PREFIX))
+            .find_map(|p| p.strip_prefix(wire::BEARER_PROTOCOL_PREFIX))
         {
             found.push((token.to_owned(), Placement::Subprotocol));
             break;

@@ -40,7 +40,7 @@ mod threads;
 mod tools;
 
 pub use agent::{Directive, MAX_DELAY_MS, MAX_STEPS};
-pub use auth::{AuthError, Authenticator, BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
+pub use auth::{AuthError, Authenticator};
 pub use config::{Config, ServeArgs};
 #[cfg(feature = "faults")]
 pub use faults::Fault;

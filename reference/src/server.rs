@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use goldenpath_spec::wire;
 use serde::Deserialize;
 use serde_json::json;
 use std::future::{Future, IntoFuture};
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{self, Authenticator, Placement};
+use crate::auth::{Authenticator, Placement};
 use crate::broadcast::{Broadcast, Ids};
 use crate::faults::{Faults, fault_on};
 use crate::gate::{Gate, Handshake};
@@ -220,17 +221,17 @@ async fn upgrade(
     };
     let offered_ours = ws
         .requested_protocols()
-        .any(|p| p.as_bytes() == auth::SUBPROTOCOL.as_bytes());
+        .any(|p| p.as_bytes() == wire::SUBPROTOCOL.as_bytes());
     let ws = if fault_on!(shared.faults, EchoBearerSubprotocol) {
         let bearer: Vec<String> = ws
             .requested_protocols()
             .filter_map(|p| p.to_str().ok())
-            .filter(|p| p.starts_with(auth::BEARER_PROTOCOL_PREFIX))
+            .filter(|p| p.starts_with(wire::BEARER_PROTOCOL_PREFIX))
             .map(str::to_owned)
             .collect();
         ws.protocols(bearer)
     } else if offered_ours || placement == Placement::Subprotocol {
-        ws.protocols([auth::SUBPROTOCOL])
+        ws.protocols([wire::SUBPROTOCOL])
     } else {
         ws
     };

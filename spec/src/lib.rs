@@ -17,6 +17,7 @@ pub mod limits;
 pub mod machine;
 mod message;
 pub mod schema;
+pub mod wire;
 
 pub use error_code::ErrorCode;
 pub use message::{Direction, MessageType};

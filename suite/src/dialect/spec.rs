@@ -1,5 +1,6 @@
 //! The dialect file format, as serde reads it (see `suite/dialects/README.md` for every key).
 
+use goldenpath_spec::wire;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -83,7 +84,10 @@ fn default_header_value() -> String {
     "Bearer {token}".into()
 }
 fn default_subprotocols() -> Vec<String> {
-    vec!["goldenpath.v1".into(), "bearer.{token}".into()]
+    vec![
+        wire::SUBPROTOCOL.into(),
+        format!("{}{{token}}", wire::BEARER_PROTOCOL_PREFIX),
+    ]
 }
 fn default_query() -> String {
     "token".into()
@@ -97,7 +101,7 @@ impl Default for Auth {
             header: default_header(),
             header_value: default_header_value(),
             subprotocols: default_subprotocols(),
-            selected: Some("goldenpath.v1".into()),
+            selected: Some(wire::SUBPROTOCOL.into()),
             query: default_query(),
             claims: Map::new(),
         }

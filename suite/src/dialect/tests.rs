@@ -27,10 +27,13 @@ fn the_builtins_parse_and_canonical_is_canonical() {
     assert!(!legacy().is_canonical());
     // The canonical subprotocol offer is the reference router's.
     let (plain, bearing) = canonical.subprotocols("T");
-    assert_eq!(plain, [goldenpath_reference::SUBPROTOCOL]);
+    assert_eq!(plain, [goldenpath_spec::wire::SUBPROTOCOL]);
     assert_eq!(
         bearing,
-        [format!("{}T", goldenpath_reference::BEARER_PROTOCOL_PREFIX)]
+        [format!(
+            "{}T",
+            goldenpath_spec::wire::BEARER_PROTOCOL_PREFIX
+        )]
     );
     assert_eq!(canonical.placement(), Placement::Header);
 }

@@ -1,6 +1,7 @@
 //! Connection attempts with bad tokens, and what the refusal looks like: GP-AUTH.
 
 use cucumber::{then, when};
+use goldenpath_spec::wire::close;
 use serde_json::Value;
 
 use crate::target::Placement;
@@ -71,7 +72,7 @@ async fn connects_everywhere(w: &mut GoldenWorld, user: String) {
         for &placement in &accepted {
             let let_in = match w.attempt(&user, kind, placement).await {
                 Attempt::Refused(r) if r.status == 401 => None,
-                Attempt::ClosedEarly(Some(1008)) => None,
+                Attempt::ClosedEarly(Some(close::POLICY_VIOLATION)) => None,
                 Attempt::Refused(r) => Some(format!("HTTP {}", r.status)),
                 Attempt::ClosedEarly(code) => Some(format!("closed ({})", close_text(*code))),
                 Attempt::Accepted(_) => Some("accepted".to_owned()),
@@ -129,10 +130,11 @@ async fn refused(w: &mut GoldenWorld) {
     let got = match &record.outcome {
         Attempt::Refused(r) if r.status == 401 => return,
         Attempt::Refused(r) => format!("refused with HTTP {} instead of 401: {}", r.status, r.body),
-        Attempt::ClosedEarly(Some(1008)) => return,
+        Attempt::ClosedEarly(Some(close::POLICY_VIOLATION)) => return,
         Attempt::ClosedEarly(code) => format!(
-            "closed before any frame with {} instead of 1008",
-            close_text(*code)
+            "closed before any frame with {} instead of {}",
+            close_text(*code),
+            close::POLICY_VIOLATION
         ),
         Attempt::Accepted(_) => "the server accepted the connection".to_owned(),
     };
