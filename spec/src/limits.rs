@@ -23,6 +23,16 @@ pub struct Limits {
     pub auth: AuthLimits,
     /// Runs.
     pub run: RunLimits,
+    /// Frames.
+    pub wire: WireLimits,
+}
+
+/// The `[wire]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireLimits {
+    /// The largest frame a server sends, in bytes: a runner reads no larger one.
+    pub max_server_frame_bytes: usize,
 }
 
 /// The `[auth]` table.

@@ -28,6 +28,7 @@ mod validate;
 mod world;
 pub mod writer;
 
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ pub use dialect::{Dialect, DialectError, FrameDebt, Lacked};
 pub use executor::{Progress, Selection};
 pub use load::{LoadError, LoadOptions, LoadReport, load};
 pub use report::{Report, RunState, Scope, Verdict};
-pub use target::{ConnectError, Target};
+pub use target::{ConnectError, Evidence, Target};
 pub use tokens::{TokenError, TokenKind, TokenSource};
 pub use validate::{ValidateError, ValidateOptions, judged_requirements, validate};
 
@@ -71,6 +72,25 @@ pub struct Options {
     /// and frame mapping are used throughout, and the report marks every verdict reached
     /// through a non-canonical one and counts its migration debt.
     pub dialect: Dialect,
+    /// How much of each connection the transcripts keep.
+    pub evidence: Evidence,
+    /// The whole run's deadline: scenarios not finished by then are ended and reported as
+    /// skipped ("run deadline reached"), and the run is never CONFORMANT. `None`:
+    /// [`default_deadline`].
+    pub deadline: Option<Duration>,
+}
+
+/// The run deadline when none is given: 60 s, plus, for every round of `concurrency`
+/// scenarios, twice the run timeout and four `timeout`s (connect, greeting, settle, close):
+/// `60 s + ceil(scenarios / concurrency) × (2 × run_timeout + 4 × timeout)`.
+pub fn default_deadline(
+    scenarios: usize,
+    concurrency: usize,
+    run_timeout: Duration,
+    timeout: Duration,
+) -> Duration {
+    let rounds = scenarios.div_ceil(concurrency.max(1)) as u32;
+    Duration::from_secs(60) + (run_timeout * 2 + timeout * 4) * rounds
 }
 
 impl Default for Options {
@@ -86,6 +106,8 @@ impl Default for Options {
             concurrency: 16,
             record: None,
             dialect: Dialect::canonical(),
+            evidence: Evidence::Bounded,
+            deadline: None,
         }
     }
 }
@@ -191,17 +213,31 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         })?;
     }
     let started = Instant::now();
+    let limit = options.deadline.unwrap_or_else(|| {
+        default_deadline(
+            list(&options.selection).len(),
+            options.concurrency,
+            run_timeout,
+            options.timeout,
+        )
+    });
+    let deadline = tokio::time::Instant::now() + limit;
     let mut embedded = None;
     let dialect = options.dialect.fresh();
     let (target, mut tokens) = match options.target {
-        Some((target, tokens)) => (target.with_dialect(dialect.clone()), tokens),
+        Some((target, tokens)) => (
+            target
+                .with_dialect(dialect.clone())
+                .with_evidence(options.evidence),
+            tokens,
+        ),
         None => {
             let server = Embedded::start().await.map_err(|e| {
                 CheckError::Config(format!("cannot start the embedded reference router: {e}"))
             })?;
-            let pair = server.target_and_tokens()?;
+            let (target, tokens) = server.target_and_tokens()?;
             embedded = Some(server);
-            pair
+            (target.with_evidence(options.evidence), tokens)
         }
     };
     let display = if embedded.is_some() {
@@ -216,7 +252,16 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         }
     }
     let run_tag = format!("gp{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let mut capabilities = probe(&target, &tokens, &run_tag, options.timeout).await?;
+    let probed =
+        tokio::time::timeout_at(deadline, probe(&target, &tokens, &run_tag, options.timeout))
+            .await
+            .map_err(|_| {
+                CheckError::Unreachable(ConnectError::Timeout {
+                    url: target.display_url(),
+                    timeout: limit,
+                })
+            })?;
+    let mut capabilities = probed?;
     capabilities.extend(dialect.grants().iter().cloned());
     let ctx = Arc::new(Context {
         target,
@@ -238,7 +283,13 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         only: options.selection.only.clone(),
         limited_to: None,
     };
-    let scenarios = executor::execute(ctx.clone(), options.selection, progress).await;
+    let (scenarios, cut) = executor::execute(
+        ctx.clone(),
+        options.selection,
+        progress,
+        Some((deadline, limit)),
+    )
+    .await;
     if let Some(server) = embedded {
         server.stop().await;
     }
@@ -254,6 +305,14 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     report.through_dialect(&dialect);
     let mut report = report.with_scope(scope);
     report.agent_runs = ctx.agent_runs.load(std::sync::atomic::Ordering::Relaxed);
+    report.notes = ctx.target.owners().notes();
+    if cut {
+        report.notes.push(format!(
+            "run deadline reached (--deadline {}): the scenarios still running were ended and are reported as skipped",
+            human(limit)
+        ));
+        report.cut_short();
+    }
     Ok(report)
 }
 
@@ -280,6 +339,11 @@ async fn probe(
         .await?
     {
         Ok(conn) => conn,
+        Err(refusal) if refusal.not_websocket() => {
+            return Err(CheckError::Unreachable(
+                refusal.into_error(target.display_url()),
+            ));
+        }
         Err(refusal) => {
             return Err(CheckError::Config(format!(
                 "{} refused a valid token (HTTP {}: {}): check the token source (--jwt-secret and --jwt-claim, --token-file or --token-url)",
@@ -289,10 +353,16 @@ async fn probe(
             )));
         }
     };
-    let greeting = conn
-        .next_json(tokio::time::Instant::now() + timeout)
-        .await
-        .unwrap_or_default();
+    let greeting = match conn.next_json(tokio::time::Instant::now() + timeout).await {
+        Ok(greeting) => greeting,
+        Err(e) => {
+            target.owners().note(format!(
+                "the target sent no greeting on the probe connection within {} ({e})",
+                human(timeout)
+            ));
+            Value::default()
+        }
+    };
     let _ = conn.send_close().await;
     let payload = &greeting["payload"];
     let capabilities = payload["capabilities"]

@@ -68,8 +68,19 @@ pub struct Transcript {
     pub connection: String,
     /// The user it authenticated as.
     pub user: String,
-    /// The frames, in order.
+    /// The frames, in order. A bounded transcript (the default evidence) keeps the first and
+    /// the last frames of the connection; `omitted` says how many came between them.
     pub frames: Vec<Frame>,
+    /// Frames left out of `frames` between its first `omitted_after` and the rest (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+    /// Where the frames left out were: after this many of `frames`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_after: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A requirement broken, with what was expected and what came instead.
@@ -406,6 +417,10 @@ pub struct Report {
     /// How many agent runs the check started on the target (user messages sent).
     #[serde(default)]
     pub agent_runs: u64,
+    /// What the runner had to do about the target, one line each: a flood it stopped reading,
+    /// a frame over the size bound, the run deadline reached, the report cut to its size cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: f64,
     /// How many requirements got each verdict.
@@ -552,6 +567,7 @@ impl Report {
             scope: Scope::default(),
             unchecked: Vec::new(),
             agent_runs: 0,
+            notes: Vec::new(),
             duration_ms,
             totals: Totals::default(),
             requirements,
@@ -567,6 +583,15 @@ impl Report {
         self.scope = scope;
         self.settle();
         self
+    }
+
+    /// The run was ended by its deadline: whatever its verdicts, it cannot say CONFORMANT (a
+    /// scenario did not run), so it says INCOMPLETE then.
+    pub fn cut_short(&mut self) {
+        if self.state == RunState::Conformant {
+            self.state = RunState::Incomplete;
+            self.complete = false;
+        }
     }
 
     /// Recount the totals, the unchecked MUSTs, completeness and the run's state from the

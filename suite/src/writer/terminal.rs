@@ -179,6 +179,9 @@ pub fn summary(report: &Report) -> String {
             narrowed.join(", ")
         );
     }
+    for note in &report.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     let scenarios = report.scenarios.len();
     let _ = writeln!(
         out,
@@ -267,8 +270,15 @@ fn evidence(out: &mut String, s: &ScenarioResult, verdict: Verdict) {
             t.connection,
             t.user,
             t.frames.len() - skipped,
-            t.frames.len()
+            t.frames.len() + t.omitted
         );
+        if t.omitted > 0 && skipped < t.omitted_after {
+            let _ = writeln!(
+                out,
+                "    ({} frames left out after the first {}; --evidence full keeps them)",
+                t.omitted, t.omitted_after
+            );
+        }
         for f in &t.frames[skipped..] {
             let arrow = if f.direction == Direction::Sent {
                 "->"
