@@ -153,3 +153,128 @@ async fn flood_server() {
     println!("flooding at {}", server.url());
     std::future::pending::<()>().await;
 }
+
+/// No minted token and no secret in anything a check writes: stdout, stderr, the JSON, JUnit,
+/// HTML and Markdown reports, the recorded captures — on a run that mints every bad token and
+/// offers tokens in every placement.
+#[tokio::test]
+async fn no_token_or_secret_appears_in_any_output_or_report() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(goldenpath_reference::serve(
+        listener,
+        goldenpath_reference::Config::new(run::SECRET),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let dir = std::env::temp_dir().join(format!("goldenpath-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let url = format!("ws://{addr}/ws");
+    let out = run::check_with(
+        &url,
+        60.0,
+        &[
+            "--only",
+            "GP-AUTH",
+            "--only",
+            "GP-CONN-004",
+            "--json",
+            &file("r.json"),
+            "--junit",
+            &file("r.xml"),
+            "--html",
+            &file("r.html"),
+            "--summary-md",
+            &file("r.md"),
+            "--record",
+            &file("captures"),
+            "--evidence",
+            "full",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 5, "{out}");
+    out.assert_no_secrets();
+    let mut files = vec![dir.clone()];
+    let mut read = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(run::SECRET), "the secret in {path:?}");
+        assert!(!text.contains("eyJ"), "a token in {path:?}");
+        read += 1;
+    }
+    assert!(
+        read >= 5,
+        "the reports and captures were written: {read} files"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Budgets a target sets in its dialect file are used and reported; out of the spec's range
+/// they are refused with exit 2.
+#[tokio::test]
+async fn budgets_set_in_the_target_file_are_used_and_reported_and_bounded() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(goldenpath_reference::serve(
+        listener,
+        goldenpath_reference::Config::new(run::SECRET),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let dir = std::env::temp_dir().join(format!("goldenpath-budgets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("ws://{addr}/ws");
+    let write = |name: &str, budgets: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("name = \"slow-model\"\n\n[budgets]\n{budgets}\n"),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let good = write(
+        "good.toml",
+        "first_event_ms = 20000\nmax_gap_ms = 15000\nrun_timeout_ms = 25000",
+    );
+    let json = dir.join("r.json").to_string_lossy().into_owned();
+    let out = run::check_with(
+        &url,
+        60.0,
+        &["--dialect", &good, "--only", "GP-LIVE-001", "--json", &json],
+    )
+    .await;
+    assert_eq!(out.code, 5, "{out}");
+    assert!(
+        out.stdout.contains(
+            "budgets (spec and dialect slow-model): first event 20 s, gap 15 s, completion 10 s, run timeout 25 s"
+        ),
+        "{out}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["budgets"]["first_event_ms"], 20000);
+    assert_eq!(report["budgets"]["run_timeout_ms"], 25000);
+
+    let bad = write("bad.toml", "run_timeout_ms = 600000");
+    let out = run::check_with(&url, 60.0, &["--dialect", &bad]).await;
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("budgets.run_timeout_ms")
+            && out.stderr.contains("outside the range the spec allows"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -76,7 +76,9 @@ pub(crate) struct CheckArgs {
     timeout: f64,
     /// The run timeout the target promises, in seconds, when it is tighter than the spec's
     /// (30 s): a run not ended this long after its message fails GP-SEQ-008 sooner. Longer
-    /// than the spec's is refused.
+    /// than the spec's is refused. It overrides `run_timeout_ms` of the dialect file's
+    /// `[budgets]`, where a target sets its first-event, gap and completion budgets too, within
+    /// the ranges of features/limits.toml; the report says which budgets were used.
     #[arg(long, value_name = "SECS")]
     run_timeout: Option<f64>,
     /// A message that makes the backend call a tool (e.g. "What time is it in Tokyo? Use the

@@ -196,9 +196,18 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
             .liveness()
             .run_timeout_ms,
     );
+    let budgets = options.dialect.budgets();
+    let [least, _] = goldenpath_spec::limits::limits().budgets.run_timeout_ms;
     let run_timeout = match options.run_timeout {
-        None => spec_run_timeout,
-        Some(t) if t <= spec_run_timeout && !t.is_zero() => t,
+        None => Duration::from_millis(budgets.run_timeout_ms),
+        Some(t) if t <= spec_run_timeout && t >= Duration::from_millis(least) => t,
+        Some(t) if t < Duration::from_millis(least) => {
+            return Err(CheckError::Budget(format!(
+                "the run timeout {} is shorter than the spec allows a target to set ({}, features/limits.toml [budgets])",
+                human(t),
+                human(Duration::from_millis(least))
+            )));
+        }
         Some(t) => {
             return Err(CheckError::Budget(format!(
                 "the run timeout {} is longer than the spec allows ({}): a target may promise a tighter one, not a looser one",
@@ -206,6 +215,21 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
                 human(spec_run_timeout)
             )));
         }
+    };
+    let used = report::Budgets {
+        first_event_ms: budgets.first_event_ms,
+        completion_ms: budgets.completion_ms,
+        max_gap_ms: budgets.max_gap_ms,
+        run_timeout_ms: run_timeout.as_millis() as u64,
+        source: match (
+            options.dialect.sets_budgets(),
+            options.run_timeout.is_some(),
+        ) {
+            (false, false) => "spec".to_owned(),
+            (true, false) => format!("spec and dialect {}", options.dialect.name()),
+            (false, true) => "spec and --run-timeout".to_owned(),
+            (true, true) => format!("spec, dialect {} and --run-timeout", options.dialect.name()),
+        },
     };
     if let Some(dir) = &options.record {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -275,6 +299,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         record: options.record,
         dialect: dialect.clone(),
         run_timeout,
+        budgets,
         tool_prompt: options.tool_prompt.clone(),
         agent_runs: Default::default(),
     });
@@ -306,6 +331,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     let mut report = report.with_scope(scope);
     report.agent_runs = ctx.agent_runs.load(std::sync::atomic::Ordering::Relaxed);
     report.notes = ctx.target.owners().notes();
+    report.budgets = Some(used);
     if cut {
         report.notes.push(format!(
             "run deadline reached (--deadline {}): the scenarios still running were ended and are reported as skipped",

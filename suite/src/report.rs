@@ -390,6 +390,21 @@ pub struct Unchecked {
     pub reason: String,
 }
 
+/// The liveness budgets a run used, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budgets {
+    /// To the run's first frame (GP-LIVE-001).
+    pub first_event_ms: u64,
+    /// To the run's terminal event (GP-LIVE-002).
+    pub completion_ms: u64,
+    /// Between two frames of a run (GP-LIVE-003).
+    pub max_gap_ms: u64,
+    /// The run timeout (GP-SEQ-008).
+    pub run_timeout_ms: u64,
+    /// Where they came from: `spec` (features/sequence.toml), or the target's file and flags.
+    pub source: String,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -421,6 +436,9 @@ pub struct Report {
     /// a frame over the size bound, the run deadline reached, the report cut to its size cap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The liveness budgets the run judged the target by, and where they came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Budgets>,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: f64,
     /// How many requirements got each verdict.
@@ -568,6 +586,7 @@ impl Report {
             unchecked: Vec::new(),
             agent_runs: 0,
             notes: Vec::new(),
+            budgets: None,
             duration_ms,
             totals: Totals::default(),
             requirements,

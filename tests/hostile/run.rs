@@ -59,6 +59,11 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 /// `goldenpath check --url URL` with a short `--timeout` and `deadline`; panics (a hang) when it
 /// has not ended within the deadline plus 5 s.
 pub async fn check(url: &str, deadline: f64) -> Outcome {
+    check_with(url, deadline, &[]).await
+}
+
+/// [`check`] with more arguments.
+pub async fn check_with(url: &str, deadline: f64, extra: &[&str]) -> Outcome {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_goldenpath"))
         .args([
             "check",
@@ -69,6 +74,7 @@ pub async fn check(url: &str, deadline: f64) -> Outcome {
             "--deadline",
             &deadline.to_string(),
         ])
+        .args(extra)
         .env("GOLDENPATH_JWT_SECRET", SECRET)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())

@@ -179,6 +179,18 @@ pub fn summary(report: &Report) -> String {
             narrowed.join(", ")
         );
     }
+    if let Some(b) = &report.budgets {
+        let ms = |v: u64| crate::human(std::time::Duration::from_millis(v));
+        let _ = writeln!(
+            out,
+            "budgets ({}): first event {}, gap {}, completion {}, run timeout {}",
+            b.source,
+            ms(b.first_event_ms),
+            ms(b.max_gap_ms),
+            ms(b.completion_ms),
+            ms(b.run_timeout_ms)
+        );
+    }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
