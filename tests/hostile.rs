@@ -28,8 +28,31 @@ fn assert_unreachable(out: &Outcome, url: &str, cause: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_server_is_failed_within_the_deadline_and_the_memory_bound() {
     let server = Hostile::Flood.start().await;
-    let out = check(&server.url(), 8.0).await;
+    let json = std::env::temp_dir().join(format!("goldenpath-flood-{}.json", std::process::id()));
+    let out = run::check_with(&server.url(), 8.0, &["--json", json.to_str().unwrap()]).await;
     assert_eq!(out.code, 1, "a flood breaks the contract: {out}");
+    // The evidence is bounded: the first and last frames of a flooded connection, and a count.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let transcripts: Vec<&serde_json::Value> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["transcripts"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        transcripts
+            .iter()
+            .any(|t| t["omitted"].as_u64().unwrap_or(0) > 1000),
+        "a flooded transcript says how many frames it left out"
+    );
+    assert!(
+        transcripts
+            .iter()
+            .all(|t| t["frames"].as_array().unwrap().len() <= 200),
+        "no transcript keeps more than its first and last 100 frames"
+    );
     assert!(
         out.stdout.contains("note: the target flooded a connection"),
         "the run says it stopped reading a flood: {out}"
