@@ -357,18 +357,6 @@ fn quiet_summary(summary: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn quiet_keeps_the_failures_the_notes_and_the_verdict() {
-        let summary = "goldenpath: spec v1 against x\n\nfamily pass\nfail           MUST   GP-SEQ-001 a\nskip           MUST   GP-SEQ-002 b\n\nFAIL sequence: s [GP-SEQ-001]\nnote: the target flooded a connection\nNOT CONFORMANT: 0 requirements passed\n";
-        assert_eq!(
-            super::quiet_summary(summary),
-            "fail           MUST   GP-SEQ-001 a\nnote: the target flooded a connection\nNOT CONFORMANT: 0 requirements passed\n"
-        );
-    }
-}
-
 /// Append to a file, creating it: a job summary file collects every step's summary.
 fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -500,4 +488,16 @@ fn compare(report: &Report, baseline: &writer::Baseline) -> ExitCode {
     println!("against the baseline:");
     print!("{}", diff.to_text());
     ExitCode::from(if diff.regressed() { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quiet_keeps_the_failures_the_notes_and_the_verdict() {
+        let summary = "goldenpath: spec v1 against x\n\nfamily pass\nfail           MUST   GP-SEQ-001 a\nskip           MUST   GP-SEQ-002 b\n\nFAIL sequence: s [GP-SEQ-001]\nnote: the target flooded a connection\nNOT CONFORMANT: 0 requirements passed\n";
+        assert_eq!(
+            super::quiet_summary(summary),
+            "fail           MUST   GP-SEQ-001 a\nnote: the target flooded a connection\nNOT CONFORMANT: 0 requirements passed\n"
+        );
+    }
 }

@@ -160,19 +160,6 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_deadline_follows_the_formula_of_the_help() {
-        let d = default_deadline(130, 16, Duration::from_secs(30), Duration::from_secs(5));
-        // 60 s + ceil(130 / 16) = 9 rounds × (60 s + 20 s).
-        assert_eq!(d, Duration::from_secs(60 + 9 * 80));
-        assert_eq!(human(Duration::from_micros(350_400)), "350 ms");
-    }
-}
-
 /// One scenario the selection would run: (family, scenario name, tags).
 pub type Listed = (String, String, Vec<String>);
 
@@ -470,5 +457,18 @@ impl Embedded {
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_deadline_follows_the_formula_of_the_help() {
+        let d = default_deadline(130, 16, Duration::from_secs(30), Duration::from_secs(5));
+        // 60 s + ceil(130 / 16) = 9 rounds × (60 s + 20 s).
+        assert_eq!(d, Duration::from_secs(60 + 9 * 80));
+        assert_eq!(human(Duration::from_micros(350_400)), "350 ms");
     }
 }

@@ -247,8 +247,8 @@ impl Target {
                     started,
                     &self.dialect,
                     self.owners.clone(),
-                    self.evidence,
                 )
+                .keeping(self.evidence)
             }))
     }
 
@@ -654,7 +654,6 @@ impl Conn {
         opened: Instant,
         dialect: &Dialect,
         owners: Arc<Owners>,
-        evidence: Evidence,
     ) -> Conn {
         Conn {
             label: label.to_owned(),
@@ -666,7 +665,7 @@ impl Conn {
             tail: Default::default(),
             omitted: 0,
             logged: 0,
-            evidence,
+            evidence: Evidence::default(),
             frames_in: 0,
             bytes_in: 0,
             received: Vec::new(),
@@ -679,6 +678,12 @@ impl Conn {
             dialect: dialect.clone(),
             closed: None,
         }
+    }
+
+    /// The same connection, its transcript keeping `evidence`.
+    fn keeping(mut self, evidence: Evidence) -> Conn {
+        self.evidence = evidence;
+        self
     }
 
     /// Keep a frame in the transcript; returns its index there.

@@ -219,16 +219,6 @@ fn pong_budget() -> Duration {
     Duration::from_millis(goldenpath_spec::machine::machine().liveness().pong_ms)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn close_codes_are_named_for_people() {
-        assert_eq!(super::close_text(Some(1011)), "code 1011 (internal error)");
-        assert_eq!(super::close_text(Some(4000)), "code 4000");
-        assert_eq!(super::close_text(None), "no close code");
-    }
-}
-
 /// A close code for people: `code 1011 (internal error)`, or `no close code`.
 pub(crate) fn close_text(code: Option<u16>) -> String {
     let Some(code) = code else {
@@ -952,5 +942,15 @@ impl GoldenWorld {
             outcome.leak_matrix = leak_matrix(&outcome.findings);
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_codes_are_named_for_people() {
+        assert_eq!(super::close_text(Some(1011)), "code 1011 (internal error)");
+        assert_eq!(super::close_text(Some(4000)), "code 4000");
+        assert_eq!(super::close_text(None), "no close code");
     }
 }
