@@ -97,6 +97,9 @@ pub const TRANSCRIPT_KEEP: usize = 100;
 /// than any scenario's runs hold.
 pub const MAX_FRAMES_PER_CONNECTION: usize = 5_000;
 
+/// Frames in a row a wait past its deadline may still take when they are already there.
+const LATE_READS: usize = 1024;
+
 /// Bytes one connection may deliver before the runner stops reading it as a flood.
 pub const MAX_BYTES_PER_CONNECTION: usize = 8 << 20;
 
@@ -621,6 +624,8 @@ pub struct Conn {
     /// Frames and bytes received: a connection past the bounds is a flood, no longer read.
     frames_in: usize,
     bytes_in: usize,
+    /// Frames read in a row by waits already past their deadline.
+    late_reads: usize,
     /// Every JSON frame received, in order (also those read by earlier steps).
     pub received: Vec<Value>,
     /// When each frame of `received` arrived.
@@ -668,6 +673,7 @@ impl Conn {
             evidence: Evidence::default(),
             frames_in: 0,
             bytes_in: 0,
+            late_reads: 0,
             received: Vec::new(),
             received_at: Vec::new(),
             cursor: 0,
@@ -821,21 +827,32 @@ impl Conn {
         }
         loop {
             // A server that never stops sending keeps the next frame always ready, and a timer
-            // polled after a ready frame never fires: the deadline is checked first.
-            if Instant::now() >= deadline {
-                return Err(RecvError::Timeout {
-                    connection: self.label.clone(),
-                });
+            // polled after a ready frame never fires: past its deadline a wait still takes the
+            // frames already there (a drain after a wait), but at most LATE_READS of them.
+            let late = Instant::now() >= deadline;
+            if late {
+                self.late_reads += 1;
+            } else {
+                self.late_reads = 0;
+            }
+            let timeout = || RecvError::Timeout {
+                connection: self.label.clone(),
+            };
+            if self.late_reads > LATE_READS {
+                return Err(timeout());
             }
             // Frames already buffered come back without touching the socket: spend the task's
             // budget anyway, so that a flood still lets the run's own deadline fire.
             tokio::task::consume_budget().await;
-            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    return Err(RecvError::Timeout {
-                        connection: self.label.clone(),
-                    });
+            let next = if late {
+                match futures_util::FutureExt::now_or_never(self.ws.next()) {
+                    Some(next) => next,
+                    None => return Err(timeout()),
+                }
+            } else {
+                match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(timeout()),
                 }
             };
             let len = match &next {
