@@ -23,6 +23,33 @@ pub struct Limits {
     pub auth: AuthLimits,
     /// Runs.
     pub run: RunLimits,
+    /// Frames.
+    pub wire: WireLimits,
+    /// The ranges a target may set its liveness budgets within.
+    pub budgets: BudgetRanges,
+}
+
+/// The `[budgets]` table: for each liveness budget a target may set, `[least, most]` in
+/// milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetRanges {
+    /// The first-event budget (GP-LIVE-001).
+    pub first_event_ms: [u64; 2],
+    /// The completion budget (GP-LIVE-002).
+    pub completion_ms: [u64; 2],
+    /// The gap budget (GP-LIVE-003).
+    pub max_gap_ms: [u64; 2],
+    /// The run timeout (GP-SEQ-008).
+    pub run_timeout_ms: [u64; 2],
+}
+
+/// The `[wire]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireLimits {
+    /// The largest frame a server sends, in bytes: a runner reads no larger one.
+    pub max_server_frame_bytes: usize,
 }
 
 /// The `[auth]` table.

@@ -336,6 +336,8 @@ mod tests {
                     frame: "<binary 3 bytes>".into(),
                 },
             ],
+            omitted: 0,
+            omitted_after: 0,
         };
         let files = write_scenario(&dir, "heartbeat", "A ping: is answered", 7, &[transcript])
             .expect("written");

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 /// Exit codes: 0 conformant (every MUST ran and passed), 1 not conformant, 2 usage or
 /// configuration error or an inconclusive run (the suite or the network broke), 3 target
-/// unreachable, 4 incomplete (a MUST did not run: the summary says which and how to enable it),
-/// 5 partial (--only or --tags narrowed the run).
+/// unreachable or not a WebSocket endpoint (refused, DNS, TLS, an HTTP answer such as 200, 404
+/// or a redirect, no upgrade), 4 incomplete (a MUST did not run: the summary says which and how
+/// to enable it; also a run ended by --deadline), 5 partial (--only or --tags narrowed the run).
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
@@ -75,7 +76,9 @@ pub(crate) struct CheckArgs {
     timeout: f64,
     /// The run timeout the target promises, in seconds, when it is tighter than the spec's
     /// (30 s): a run not ended this long after its message fails GP-SEQ-008 sooner. Longer
-    /// than the spec's is refused.
+    /// than the spec's is refused. It overrides `run_timeout_ms` of the dialect file's
+    /// `[budgets]`, where a target sets its first-event, gap and completion budgets too, within
+    /// the ranges of features/limits.toml; the report says which budgets were used.
     #[arg(long, value_name = "SECS")]
     run_timeout: Option<f64>,
     /// A message that makes the backend call a tool (e.g. "What time is it in Tokyo? Use the
@@ -87,6 +90,17 @@ pub(crate) struct CheckArgs {
     /// Scenarios run at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// The whole run's deadline, in seconds: the scenarios not finished by then are ended and
+    /// reported as skipped ("run deadline reached"), and the run is never CONFORMANT (exit 4
+    /// at best). Default: 60 s + ceil(scenarios / concurrency) × (2 × run timeout + 4 ×
+    /// --timeout).
+    #[arg(long, value_name = "SECS")]
+    deadline: Option<f64>,
+    /// How much of each connection the transcripts keep: `bounded` (the first and the last 100
+    /// frames, with a count of those left out) or `full` (every frame; use it with --record to
+    /// capture everything).
+    #[arg(long, value_enum, default_value = "bounded")]
+    evidence: EvidenceArg,
     #[command(flatten)]
     reports: ReportArgs,
     /// Write a signed attestation of the run here: an in-toto Statement in a DSSE envelope
@@ -102,9 +116,21 @@ pub(crate) struct CheckArgs {
     record: Option<PathBuf>,
 }
 
+/// `--evidence`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum EvidenceArg {
+    /// The first and the last 100 frames of each connection.
+    Bounded,
+    /// Every frame.
+    Full,
+}
+
 /// Where the reports go: the flags `check` and `validate` share.
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
+    /// Print only the verdict line and the failures.
+    #[arg(long, short)]
+    quiet: bool,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -156,6 +182,11 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return usage("--timeout must be a positive number of seconds");
+    }
+    if let Some(d) = args.deadline
+        && !(d > 0.0 && d.is_finite())
+    {
+        return usage("--deadline must be a positive number of seconds");
     }
     let baseline = match args.reports.read_baseline() {
         Ok(b) => b,
@@ -212,6 +243,11 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         strict: args.strict,
         concurrency: args.concurrency,
         record: args.record.clone(),
+        evidence: match args.evidence {
+            EvidenceArg::Bounded => goldenpath::Evidence::Bounded,
+            EvidenceArg::Full => goldenpath::Evidence::Full,
+        },
+        deadline: args.deadline.map(Duration::from_secs_f64),
     };
     let total = goldenpath::list(&options.selection).len() as u64;
     let bar = progress_bar(total);
@@ -263,7 +299,11 @@ pub(crate) fn write_reports(
     args: &ReportArgs,
     baseline: Option<&writer::Baseline>,
 ) -> ExitCode {
-    print!("{}", writer::summary(report));
+    if args.quiet {
+        print!("{}", quiet_summary(&writer::summary(report)));
+    } else {
+        print!("{}", writer::summary(report));
+    }
     if let Some(path) = &args.json
         && let Err(e) = std::fs::write(path, writer::to_json(report))
     {
@@ -297,6 +337,24 @@ pub(crate) fn write_reports(
         return ExitCode::from(0);
     }
     ExitCode::from(report.state.exit_code())
+}
+
+/// `--quiet`: of the summary, only the requirements that failed or errored, the notes, and the
+/// verdict line (its last).
+fn quiet_summary(summary: &str) -> String {
+    let lines: Vec<&str> = summary.lines().collect();
+    let mut out = String::new();
+    for line in lines.iter().rev().skip(1).rev() {
+        if line.starts_with("fail ") || line.starts_with("error ") || line.starts_with("note: ") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if let Some(last) = lines.last() {
+        out.push_str(last);
+        out.push('\n');
+    }
+    out
 }
 
 /// Append to a file, creating it: a job summary file collects every step's summary.
@@ -430,4 +488,16 @@ fn compare(report: &Report, baseline: &writer::Baseline) -> ExitCode {
     println!("against the baseline:");
     print!("{}", diff.to_text());
     ExitCode::from(if diff.regressed() { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quiet_keeps_the_failures_the_notes_and_the_verdict() {
+        let summary = "goldenpath: spec v1 against x\n\nfamily pass\nfail           MUST   GP-SEQ-001 a\nskip           MUST   GP-SEQ-002 b\n\nFAIL sequence: s [GP-SEQ-001]\nnote: the target flooded a connection\nNOT CONFORMANT: 0 requirements passed\n";
+        assert_eq!(
+            super::quiet_summary(summary),
+            "fail           MUST   GP-SEQ-001 a\nnote: the target flooded a connection\nNOT CONFORMANT: 0 requirements passed\n"
+        );
+    }
 }

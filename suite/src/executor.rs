@@ -117,8 +117,9 @@ pub(crate) struct Collector {
     partial: HashMap<Key, Partial>,
     outcomes: Arc<Mutex<HashMap<Key, ScenarioOutcome>>>,
     progress: Option<Progress>,
-    /// Finished scenarios, with their key (whose line orders the rows of an outline).
-    done: Vec<(Key, ScenarioResult)>,
+    /// Finished scenarios, with their key (whose line orders the rows of an outline): shared,
+    /// so that a run cut short by its deadline keeps what finished.
+    done: Arc<Mutex<Vec<(Key, ScenarioResult)>>>,
 }
 
 /// Called with each scenario's result as it finishes.
@@ -289,7 +290,10 @@ impl cucumber::Writer<GoldenWorld> for Collector {
                     if let Some(progress) = &self.progress {
                         progress(&result);
                     }
-                    self.done.push((k, result));
+                    self.done
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((k, result));
                 }
             }
             _ => {}
@@ -298,22 +302,27 @@ impl cucumber::Writer<GoldenWorld> for Collector {
 }
 
 /// Run the selected scenarios against the target of `ctx`; their results, by feature, name and
-/// line (whatever order they finished in, so that reports are stable run to run).
+/// line (whatever order they finished in, so that reports are stable run to run). At
+/// `deadline` the scenarios still running or waiting are ended (their connections dropped) and
+/// reported as skipped, "run deadline reached"; the second value says whether that happened.
 pub(crate) async fn execute(
     ctx: Arc<Context>,
     selection: Selection,
     progress: Option<Progress>,
-) -> Vec<ScenarioResult> {
+    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+) -> (Vec<ScenarioResult>, bool) {
     let outcomes: Arc<Mutex<HashMap<Key, ScenarioOutcome>>> = Arc::default();
+    let done: Arc<Mutex<Vec<(Key, ScenarioResult)>>> = Arc::default();
     let collector = Collector {
         partial: HashMap::new(),
         outcomes: outcomes.clone(),
         progress,
-        done: Vec::new(),
+        done: done.clone(),
     };
+    let selected = selection.clone();
     let concurrency = ctx.concurrency;
     let record = ctx.record.clone();
-    let collector = GoldenWorld::cucumber::<&str>()
+    let run = GoldenWorld::cucumber::<&str>()
         .with_parser(Embedded)
         .with_writer(collector)
         .with_cli(cli::Opts::<_, _, _, cli::Empty>::default())
@@ -358,9 +367,61 @@ pub(crate) async fn execute(
         })
         .filter_run((), move |feature, _, scenario| {
             selection.matches(feature, scenario)
-        })
-        .await;
-    let mut done = collector.done;
+        });
+    let cut = match deadline {
+        Some((at, _)) => {
+            let cut = tokio::time::timeout_at(at, run).await.is_err();
+            tracing::debug!(
+                cut,
+                late_ms = at.elapsed().as_millis() as u64,
+                "scenarios over"
+            );
+            cut
+        }
+        None => {
+            run.await;
+            false
+        }
+    };
+    tracing::debug!("the scenarios are dropped");
+    let mut done = std::mem::take(&mut *done.lock().unwrap_or_else(|p| p.into_inner()));
+    if let (true, Some((_, limit))) = (cut, deadline) {
+        // Everything selected that did not finish: ended by the deadline, checked by nothing.
+        for feature in features() {
+            for scenario in feature
+                .scenarios
+                .iter()
+                .chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()))
+            {
+                let k = key(&feature, scenario);
+                if !selected.matches(&feature, scenario) || done.iter().any(|(d, _)| *d == k) {
+                    continue;
+                }
+                let tags: Vec<String> =
+                    feature.tags.iter().chain(&scenario.tags).cloned().collect();
+                done.push((
+                    k,
+                    ScenarioResult {
+                        feature: family(&feature),
+                        name: scenario.name.clone(),
+                        requirements: requirement_tags(&tags),
+                        tags,
+                        verdict: Verdict::Skip,
+                        skip_reason: Some(format!(
+                            "run deadline reached (--deadline {}): the scenario was ended before its checks",
+                            crate::human(limit)
+                        )),
+                        ran_through: false,
+                        duration_ms: 0.0,
+                        steps: Vec::new(),
+                        findings: Vec::new(),
+                        transcripts: Vec::new(),
+                        leak_matrix: None,
+                    },
+                ));
+            }
+        }
+    }
     done.sort_by(|(a, _), (b, _)| a.cmp(b));
-    done.into_iter().map(|(_, result)| result).collect()
+    (done.into_iter().map(|(_, result)| result).collect(), cut)
 }

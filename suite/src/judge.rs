@@ -32,6 +32,10 @@ use crate::report::{Finding, Leak};
 pub(crate) const WIRE_REQUIREMENTS: [&str; 4] =
     ["GP-WIRE-001", "GP-WIRE-002", "GP-WIRE-003", "GP-WIRE-004"];
 
+/// Findings one connection keeps per requirement: the first ones (a requirement broken on
+/// every frame of a flood fails all the same, with bounded evidence).
+pub(crate) const FINDINGS_PER_REQUIREMENT: usize = 20;
+
 /// What a received text frame is, once judged.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Judged {
@@ -56,6 +60,8 @@ pub(crate) struct Owners {
     messages: Mutex<HashMap<String, String>>,
     /// run id (as JSON text) → wire user id.
     runs: Mutex<HashMap<String, String>>,
+    /// What the runner had to do about the target (a flood, an oversized frame), each once.
+    notes: Mutex<Vec<String>>,
 }
 
 /// What every canary starts with; 12 hexadecimal digits follow.
@@ -74,6 +80,21 @@ impl Owners {
             .entry(canary.clone())
             .or_insert_with(|| user.to_owned());
         canary
+    }
+
+    /// Note something the runner had to do about the target, for the report (kept once per
+    /// kind: the text up to its first `:`).
+    pub(crate) fn note(&self, text: String) {
+        let mut notes = lock(&self.notes);
+        let kind = text.split(':').next().unwrap_or_default().to_owned();
+        if notes.len() < 16 && !notes.iter().any(|n| n.starts_with(&kind)) {
+            notes.push(text);
+        }
+    }
+
+    /// What the runner noted about the target.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        lock(&self.notes).clone()
     }
 
     /// `user` sent a `user_message` with this `id`.
@@ -202,8 +223,18 @@ impl Judge {
         &self.findings
     }
 
+    /// Whether `requirement` already has its fill of findings on this connection: a server
+    /// that breaks it on every frame of a flood is reported by the first ones.
+    fn full(&self, requirement: &str) -> bool {
+        self.findings
+            .iter()
+            .filter(|f| f.requirement == requirement)
+            .count()
+            >= FINDINGS_PER_REQUIREMENT
+    }
+
     fn finding(&mut self, requirement: &str, expected: &str, got: &str, frame_index: usize) {
-        if self.dialect.lacked_requirement(requirement).is_some() {
+        if self.dialect.lacked_requirement(requirement).is_some() || self.full(requirement) {
             return;
         }
         self.findings.push(Finding {

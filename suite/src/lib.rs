@@ -29,6 +29,7 @@ mod validate;
 mod world;
 pub mod writer;
 
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ pub use dialect::{Dialect, DialectError, FrameDebt, Lacked};
 pub use executor::{Progress, Selection};
 pub use load::{LoadError, LoadOptions, LoadReport, load};
 pub use report::{Report, RunState, Scope, Verdict};
-pub use target::{ConnectError, Target};
+pub use target::{ConnectError, Evidence, Target};
 pub use tokens::{TokenError, TokenKind, TokenSource};
 pub use validate::{ValidateError, ValidateOptions, judged_requirements, validate};
 
@@ -72,6 +73,25 @@ pub struct Options {
     /// and frame mapping are used throughout, and the report marks every verdict reached
     /// through a non-canonical one and counts its migration debt.
     pub dialect: Dialect,
+    /// How much of each connection the transcripts keep.
+    pub evidence: Evidence,
+    /// The whole run's deadline: scenarios not finished by then are ended and reported as
+    /// skipped ("run deadline reached"), and the run is never CONFORMANT. `None`:
+    /// [`default_deadline`].
+    pub deadline: Option<Duration>,
+}
+
+/// The run deadline when none is given: 60 s, plus, for every round of `concurrency`
+/// scenarios, twice the run timeout and four `timeout`s (connect, greeting, settle, close):
+/// `60 s + ceil(scenarios / concurrency) × (2 × run_timeout + 4 × timeout)`.
+pub fn default_deadline(
+    scenarios: usize,
+    concurrency: usize,
+    run_timeout: Duration,
+    timeout: Duration,
+) -> Duration {
+    let rounds = scenarios.div_ceil(concurrency.max(1)) as u32;
+    Duration::from_secs(60) + (run_timeout * 2 + timeout * 4) * rounds
 }
 
 impl Default for Options {
@@ -87,6 +107,8 @@ impl Default for Options {
             concurrency: 16,
             record: None,
             dialect: Dialect::canonical(),
+            evidence: Evidence::Bounded,
+            deadline: None,
         }
     }
 }
@@ -175,9 +197,18 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
             .liveness()
             .run_timeout_ms,
     );
+    let budgets = options.dialect.budgets();
+    let [least, _] = goldenpath_spec::limits::limits().budgets.run_timeout_ms;
     let run_timeout = match options.run_timeout {
-        None => spec_run_timeout,
-        Some(t) if t <= spec_run_timeout && !t.is_zero() => t,
+        None => Duration::from_millis(budgets.run_timeout_ms),
+        Some(t) if t <= spec_run_timeout && t >= Duration::from_millis(least) => t,
+        Some(t) if t < Duration::from_millis(least) => {
+            return Err(CheckError::Budget(format!(
+                "the run timeout {} is shorter than the spec allows a target to set ({}, features/limits.toml [budgets])",
+                human(t),
+                human(Duration::from_millis(least))
+            )));
+        }
         Some(t) => {
             return Err(CheckError::Budget(format!(
                 "the run timeout {} is longer than the spec allows ({}): a target may promise a tighter one, not a looser one",
@@ -186,23 +217,52 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
             )));
         }
     };
+    let used = report::Budgets {
+        first_event_ms: budgets.first_event_ms,
+        completion_ms: budgets.completion_ms,
+        max_gap_ms: budgets.max_gap_ms,
+        run_timeout_ms: run_timeout.as_millis() as u64,
+        source: match (
+            options.dialect.sets_budgets(),
+            options.run_timeout.is_some(),
+        ) {
+            (false, false) => "spec".to_owned(),
+            (true, false) => format!("spec and dialect {}", options.dialect.name()),
+            (false, true) => "spec and --run-timeout".to_owned(),
+            (true, true) => format!("spec, dialect {} and --run-timeout", options.dialect.name()),
+        },
+    };
     if let Some(dir) = &options.record {
         std::fs::create_dir_all(dir).map_err(|e| {
             CheckError::Config(format!("--record {}: cannot create it: {e}", dir.display()))
         })?;
     }
     let started = Instant::now();
+    let limit = options.deadline.unwrap_or_else(|| {
+        default_deadline(
+            list(&options.selection).len(),
+            options.concurrency,
+            run_timeout,
+            options.timeout,
+        )
+    });
+    let deadline = tokio::time::Instant::now() + limit;
     let mut embedded = None;
     let dialect = options.dialect.fresh();
     let (target, mut tokens) = match options.target {
-        Some((target, tokens)) => (target.with_dialect(dialect.clone()), tokens),
+        Some((target, tokens)) => (
+            target
+                .with_dialect(dialect.clone())
+                .with_evidence(options.evidence),
+            tokens,
+        ),
         None => {
             let server = Embedded::start().await.map_err(|e| {
                 CheckError::Config(format!("cannot start the embedded reference router: {e}"))
             })?;
-            let pair = server.target_and_tokens()?;
+            let (target, tokens) = server.target_and_tokens()?;
             embedded = Some(server);
-            pair
+            (target.with_evidence(options.evidence), tokens)
         }
     };
     let display = if embedded.is_some() {
@@ -217,7 +277,16 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         }
     }
     let run_tag = format!("gp{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let mut capabilities = probe(&target, &tokens, &run_tag, options.timeout).await?;
+    let probed =
+        tokio::time::timeout_at(deadline, probe(&target, &tokens, &run_tag, options.timeout))
+            .await
+            .map_err(|_| {
+                CheckError::Unreachable(ConnectError::Timeout {
+                    url: target.display_url(),
+                    timeout: limit,
+                })
+            })?;
+    let mut capabilities = probed?;
     capabilities.extend(dialect.grants().iter().cloned());
     let ctx = Arc::new(Context {
         target,
@@ -231,6 +300,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         record: options.record,
         dialect: dialect.clone(),
         run_timeout,
+        budgets,
         tool_prompt: options.tool_prompt.clone(),
         agent_runs: Default::default(),
     });
@@ -239,7 +309,13 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
         only: options.selection.only.clone(),
         limited_to: None,
     };
-    let scenarios = executor::execute(ctx.clone(), options.selection, progress).await;
+    let (scenarios, cut) = executor::execute(
+        ctx.clone(),
+        options.selection,
+        progress,
+        Some((deadline, limit)),
+    )
+    .await;
     if let Some(server) = embedded {
         server.stop().await;
     }
@@ -255,6 +331,15 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     report.through_dialect(&dialect);
     let mut report = report.with_scope(scope);
     report.agent_runs = ctx.agent_runs.load(std::sync::atomic::Ordering::Relaxed);
+    report.notes = ctx.target.owners().notes();
+    report.budgets = Some(used);
+    if cut {
+        report.notes.push(format!(
+            "run deadline reached (--deadline {}): the scenarios still running were ended and are reported as skipped",
+            human(limit)
+        ));
+        report.cut_short();
+    }
     Ok(report)
 }
 
@@ -281,6 +366,11 @@ async fn probe(
         .await?
     {
         Ok(conn) => conn,
+        Err(refusal) if refusal.not_websocket() => {
+            return Err(CheckError::Unreachable(
+                refusal.into_error(target.display_url()),
+            ));
+        }
         Err(refusal) => {
             return Err(CheckError::Config(format!(
                 "{} refused a valid token (HTTP {}: {}): check the token source (--jwt-secret and --jwt-claim, --token-file or --token-url)",
@@ -290,10 +380,16 @@ async fn probe(
             )));
         }
     };
-    let greeting = conn
-        .next_json(tokio::time::Instant::now() + timeout)
-        .await
-        .unwrap_or_default();
+    let greeting = match conn.next_json(tokio::time::Instant::now() + timeout).await {
+        Ok(greeting) => greeting,
+        Err(e) => {
+            target.owners().note(format!(
+                "the target sent no greeting on the probe connection within {} ({e})",
+                human(timeout)
+            ));
+            Value::default()
+        }
+    };
     let _ = conn.send_close().await;
     let payload = &greeting["payload"];
     let capabilities = payload["capabilities"]
@@ -362,5 +458,18 @@ impl Embedded {
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_deadline_follows_the_formula_of_the_help() {
+        let d = default_deadline(130, 16, Duration::from_secs(30), Duration::from_secs(5));
+        // 60 s + ceil(130 / 16) = 9 rounds × (60 s + 20 s).
+        assert_eq!(d, Duration::from_secs(60 + 9 * 80));
+        assert_eq!(human(Duration::from_micros(350_400)), "350 ms");
     }
 }

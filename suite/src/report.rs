@@ -68,8 +68,19 @@ pub struct Transcript {
     pub connection: String,
     /// The user it authenticated as.
     pub user: String,
-    /// The frames, in order.
+    /// The frames, in order. A bounded transcript (the default evidence) keeps the first and
+    /// the last frames of the connection; `omitted` says how many came between them.
     pub frames: Vec<Frame>,
+    /// Frames left out of `frames` between its first `omitted_after` and the rest (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+    /// Where the frames left out were: after this many of `frames`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_after: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A requirement broken, with what was expected and what came instead.
@@ -379,6 +390,21 @@ pub struct Unchecked {
     pub reason: String,
 }
 
+/// The liveness budgets a run used, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budgets {
+    /// To the run's first frame (GP-LIVE-001).
+    pub first_event_ms: u64,
+    /// To the run's terminal event (GP-LIVE-002).
+    pub completion_ms: u64,
+    /// Between two frames of a run (GP-LIVE-003).
+    pub max_gap_ms: u64,
+    /// The run timeout (GP-SEQ-008).
+    pub run_timeout_ms: u64,
+    /// Where they came from: `spec` (features/sequence.toml), or the target's file and flags.
+    pub source: String,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -406,6 +432,13 @@ pub struct Report {
     /// How many agent runs the check started on the target (user messages sent).
     #[serde(default)]
     pub agent_runs: u64,
+    /// What the runner had to do about the target, one line each: a flood it stopped reading,
+    /// a frame over the size bound, the run deadline reached, the report cut to its size cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The liveness budgets the run judged the target by, and where they came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Budgets>,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: f64,
     /// How many requirements got each verdict.
@@ -552,6 +585,8 @@ impl Report {
             scope: Scope::default(),
             unchecked: Vec::new(),
             agent_runs: 0,
+            notes: Vec::new(),
+            budgets: None,
             duration_ms,
             totals: Totals::default(),
             requirements,
@@ -567,6 +602,15 @@ impl Report {
         self.scope = scope;
         self.settle();
         self
+    }
+
+    /// The run was ended by its deadline: whatever its verdicts, it cannot say CONFORMANT (a
+    /// scenario did not run), so it says INCOMPLETE then.
+    pub fn cut_short(&mut self) {
+        if self.state == RunState::Conformant {
+            self.state = RunState::Incomplete;
+            self.complete = false;
+        }
     }
 
     /// Recount the totals, the unchecked MUSTs, completeness and the run's state from the

@@ -58,7 +58,7 @@ pub enum ConnectError {
         reason: String,
     },
     /// No answer within the timeout.
-    #[error("no answer from {url} within {timeout:?}")]
+    #[error("no answer from {url} within {}: it accepted the connection and did not upgrade it", crate::human(*timeout))]
     Timeout {
         /// The URL (secrets redacted).
         url: String,
@@ -68,7 +68,40 @@ pub enum ConnectError {
     /// The URL or a header is unusable.
     #[error("bad target: {0}")]
     Config(String),
+    /// The endpoint answered HTTP, but not with a WebSocket upgrade (200, 404, a redirect...).
+    #[error("{url} is not a WebSocket endpoint: it answered HTTP {status}{location}")]
+    NotWebSocket {
+        /// The URL (secrets redacted).
+        url: String,
+        /// The HTTP status and its reason, e.g. `404 Not Found`.
+        status: String,
+        /// `, redirecting to <location>` for a redirect, else empty.
+        location: String,
+    },
 }
+
+/// How much of each connection a transcript keeps (`--evidence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Evidence {
+    /// The first and the last [`TRANSCRIPT_KEEP`] frames, with a count of those left out.
+    #[default]
+    Bounded,
+    /// Every frame.
+    Full,
+}
+
+/// Frames a bounded transcript keeps at each end of a connection.
+pub const TRANSCRIPT_KEEP: usize = 100;
+
+/// Frames one connection may deliver before the runner stops reading it as a flood: far more
+/// than any scenario's runs hold.
+pub const MAX_FRAMES_PER_CONNECTION: usize = 5_000;
+
+/// Frames in a row a wait past its deadline may still take when they are already there.
+const LATE_READS: usize = 1024;
+
+/// Bytes one connection may deliver before the runner stops reading it as a flood.
+pub const MAX_BYTES_PER_CONNECTION: usize = 8 << 20;
 
 /// The answer to an upgrade request that did not open a connection.
 #[derive(Debug, Clone)]
@@ -77,6 +110,30 @@ pub struct Refusal {
     pub status: u16,
     /// The response body, as text.
     pub body: String,
+    /// The status's reason phrase (`Not Found`), when it has one.
+    pub reason: String,
+    /// The `Location` header of a redirect.
+    pub location: Option<String>,
+}
+
+impl Refusal {
+    /// Whether the answer says the endpoint is no WebSocket endpoint at all (a success, a
+    /// redirect, not found, method not allowed...) rather than a refusal of this client.
+    pub fn not_websocket(&self) -> bool {
+        matches!(self.status, 200..=399 | 404 | 405 | 410 | 501)
+    }
+
+    /// The refusal as [`ConnectError::NotWebSocket`] for `url`.
+    pub fn into_error(self, url: String) -> ConnectError {
+        ConnectError::NotWebSocket {
+            url,
+            status: format!("{} {}", self.status, self.reason).trim().to_owned(),
+            location: self
+                .location
+                .map(|l| format!(", redirecting to {}", redact(&l)))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// How to reach the server under test.
@@ -88,6 +145,7 @@ pub struct Target {
     tls: Option<Arc<rustls::ClientConfig>>,
     dialect: Dialect,
     owners: Arc<Owners>,
+    evidence: Evidence,
 }
 
 impl std::fmt::Debug for Target {
@@ -127,6 +185,7 @@ impl Target {
             tls,
             dialect: Dialect::canonical(),
             owners: Arc::default(),
+            evidence: Evidence::default(),
         })
     }
 
@@ -138,6 +197,12 @@ impl Target {
             self.url = with_path(&self.url, path);
         }
         self.dialect = dialect;
+        self
+    }
+
+    /// The same target, its transcripts keeping `evidence`.
+    pub fn with_evidence(mut self, evidence: Evidence) -> Target {
+        self.evidence = evidence;
         self
     }
 
@@ -166,9 +231,12 @@ impl Target {
         placement: Placement,
         timeout: Duration,
     ) -> Result<Result<Conn, Refusal>, ConnectError> {
+        let max = goldenpath_spec::limits::limits()
+            .wire
+            .max_server_frame_bytes;
         let config = WebSocketConfig::default()
-            .max_message_size(Some(64 << 20))
-            .max_frame_size(Some(64 << 20));
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
         let started = Instant::now();
         Ok(self
             .open(token, placement, timeout, config)
@@ -183,6 +251,7 @@ impl Target {
                     &self.dialect,
                     self.owners.clone(),
                 )
+                .keeping(self.evidence)
             }))
     }
 
@@ -271,18 +340,82 @@ impl Target {
                 Ok(Err(Refusal {
                     status: response.status().as_u16(),
                     body: redact(&body),
+                    reason: response
+                        .status()
+                        .canonical_reason()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    location: response
+                        .headers()
+                        .get("location")
+                        .and_then(|l| l.to_str().ok())
+                        .map(str::to_owned),
                 }))
             }
             // A server that rejects the subprotocol offer by selecting none: the upgrade failed.
             Ok(Err(tungstenite::Error::Protocol(e))) => Ok(Err(Refusal {
                 status: 101,
                 body: format!("upgrade rejected by the client library: {e}"),
+                reason: String::new(),
+                location: None,
             })),
             Ok(Err(e)) => Err(ConnectError::Unreachable {
                 url: display,
-                reason: redact(&e.to_string()),
+                reason: redact(&unreachable_reason(&e)),
             }),
         }
+    }
+}
+
+/// Why a connection attempt failed before any HTTP answer, in one line: the TLS check that
+/// failed, or the network's error.
+fn unreachable_reason(e: &tungstenite::Error) -> String {
+    use std::error::Error as _;
+    if let tungstenite::Error::Io(io) = e {
+        // rustls reports a failed certificate check as an I/O error wrapping its own.
+        if let Some(tls) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return tls_reason(tls);
+        }
+        return match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            _ => {
+                let text = io.to_string();
+                if text.contains("failed to lookup") || text.contains("Name or service not known") {
+                    format!("DNS lookup failed ({text})")
+                } else {
+                    text
+                }
+            }
+        };
+    }
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// A failed TLS check for people: which check failed.
+fn tls_reason(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => "TLS: the certificate's issuer is not trusted (unknown issuer; --ca-cert names a CA or the server's own certificate)".to_owned(),
+            C::Expired | C::ExpiredContext { .. } => "TLS: the certificate has expired".to_owned(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "TLS: the certificate is not valid yet".to_owned(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "TLS: the certificate does not name this host (name mismatch)".to_owned()
+            }
+            C::BadSignature => "TLS: the certificate's signature does not verify".to_owned(),
+            C::Revoked => "TLS: the certificate is revoked".to_owned(),
+            other => format!("TLS: invalid certificate ({other})"),
+        },
+        other => format!("TLS: {other}"),
     }
 }
 
@@ -305,6 +438,7 @@ fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
+    let mut pinned = Vec::new();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
@@ -319,18 +453,112 @@ fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
                 path.display()
             )));
         }
-        for cert in certs {
+        for cert in &certs {
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| ConnectError::Config(format!("--ca-cert {}: {e}", path.display())))?;
         }
+        pinned = certs;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectError::Config(e.to_string()))?
-        .with_root_certificates(roots)
+        .map_err(|e| ConnectError::Config(e.to_string()))?;
+    if pinned.is_empty() {
+        return Ok(builder.with_root_certificates(roots).with_no_client_auth());
+    }
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| ConnectError::Config(format!("--ca-cert: {e}")))?;
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            inner,
+            pinned,
+            provider,
+        }))
         .with_no_client_auth())
+}
+
+/// The verifier with `--ca-cert`: the usual chain check against the system's roots and the
+/// given certificates; and a server certificate that is exactly one of the given ones (a
+/// self-signed development certificate, its own issuer, that the chain check rejects when it
+/// is no CA certificate) is trusted as pinned, once it names the host.
+#[derive(Debug)]
+struct Pinned {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<rustls_pki_types::CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => Ok(verified),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+                | rustls::CertificateError::Other(_)
+                | rustls::CertificateError::BadEncoding,
+            )) if self
+                .pinned
+                .iter()
+                .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// What arrived on a connection.
@@ -357,16 +585,15 @@ pub enum Incoming {
 /// Waiting for a frame failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecvError {
-    /// Nothing arrived in time.
-    #[error("nothing arrived on {connection} within {waited:?}")]
+    /// What was waited for did not arrive before the wait's deadline (whatever else kept
+    /// arriving).
+    #[error("nothing awaited arrived on {connection} in time")]
     Timeout {
         /// The connection.
         connection: String,
-        /// How long it waited.
-        waited: Duration,
     },
     /// The connection is closed.
-    #[error("{connection} is closed (close code {code:?})")]
+    #[error("{connection} is closed ({})", crate::world::close_text(*code))]
     Closed {
         /// The connection.
         connection: String,
@@ -385,7 +612,20 @@ pub struct Conn {
     pub protocol: Option<String>,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     opened: Instant,
+    /// The transcript's first frames (all of them with [`Evidence::Full`]).
     transcript: Vec<Frame>,
+    /// The last frames of a bounded transcript, after the first ones.
+    tail: std::collections::VecDeque<Frame>,
+    /// Frames left out between `transcript` and `tail`.
+    omitted: usize,
+    /// Frames logged in all: the index of the next one.
+    logged: usize,
+    evidence: Evidence,
+    /// Frames and bytes received: a connection past the bounds is a flood, no longer read.
+    frames_in: usize,
+    bytes_in: usize,
+    /// Frames read in a row by waits already past their deadline.
+    late_reads: usize,
     /// Every JSON frame received, in order (also those read by earlier steps).
     pub received: Vec<Value>,
     /// When each frame of `received` arrived.
@@ -396,6 +636,7 @@ pub struct Conn {
     /// on this connection wait only the short settle window.
     pub pings_unanswered: bool,
     judge: Judge,
+    owners: Arc<Owners>,
     dialect: Dialect,
     closed: Option<Option<u16>>,
 }
@@ -426,26 +667,75 @@ impl Conn {
             ws,
             opened,
             transcript: Vec::new(),
+            tail: Default::default(),
+            omitted: 0,
+            logged: 0,
+            evidence: Evidence::default(),
+            frames_in: 0,
+            bytes_in: 0,
+            late_reads: 0,
             received: Vec::new(),
             received_at: Vec::new(),
             cursor: 0,
             // A dialect whose server answers no ping settles by the quiet window from the start.
             pings_unanswered: !dialect.sends_ping(),
-            judge: Judge::new(label, user, dialect, Some(owners)),
+            judge: Judge::new(label, user, dialect, Some(owners.clone())),
+            owners,
             dialect: dialect.clone(),
             closed: None,
         }
     }
 
+    /// The same connection, its transcript keeping `evidence`.
+    fn keeping(mut self, evidence: Evidence) -> Conn {
+        self.evidence = evidence;
+        self
+    }
+
     /// Keep a frame in the transcript; returns its index there.
     fn log(&mut self, direction: Direction, frame: String) -> usize {
         let t_ms = self.opened.elapsed().as_secs_f64() * 1000.0;
-        self.transcript.push(Frame {
+        let frame = Frame {
             direction,
             t_ms,
             frame: redact(&frame),
-        });
-        self.transcript.len() - 1
+        };
+        let at = self.logged;
+        self.logged += 1;
+        if self.evidence == Evidence::Full || self.transcript.len() < TRANSCRIPT_KEEP {
+            self.transcript.push(frame);
+        } else {
+            self.tail.push_back(frame);
+            if self.tail.len() > TRANSCRIPT_KEEP {
+                self.tail.pop_front();
+                self.omitted += 1;
+            }
+        }
+        at
+    }
+
+    /// Count a received frame of `len` bytes; past the flood bounds, stop reading the
+    /// connection (it counts as ended, and the transcript says why).
+    fn overrun(&mut self, len: usize) -> bool {
+        self.frames_in += 1;
+        self.bytes_in += len;
+        if self.frames_in <= MAX_FRAMES_PER_CONNECTION && self.bytes_in <= MAX_BYTES_PER_CONNECTION
+        {
+            return false;
+        }
+        self.log(
+            Direction::Received,
+            format!(
+                "<flood: the runner stopped reading after {} frames ({} bytes) on this connection; its bounds are {MAX_FRAMES_PER_CONNECTION} frames and {MAX_BYTES_PER_CONNECTION} bytes>",
+                self.frames_in, self.bytes_in
+            ),
+        );
+        self.closed = Some(None);
+        self.owners.note(format!(
+            "the target flooded a connection: reading stopped after {} frames ({} bytes)",
+            self.frames_in, self.bytes_in
+        ));
+        true
     }
 
     /// Send a text frame.
@@ -536,16 +826,42 @@ impl Conn {
             return Ok(Incoming::Closed(code));
         }
         loop {
-            let started = Instant::now();
-            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    return Err(RecvError::Timeout {
-                        connection: self.label.clone(),
-                        waited: deadline.saturating_duration_since(started),
-                    });
+            // A server that never stops sending keeps the next frame always ready, and a timer
+            // polled after a ready frame never fires: past its deadline a wait still takes the
+            // frames already there (a drain after a wait), but at most LATE_READS of them.
+            let late = Instant::now() >= deadline;
+            if late {
+                self.late_reads += 1;
+            } else {
+                self.late_reads = 0;
+            }
+            let timeout = || RecvError::Timeout {
+                connection: self.label.clone(),
+            };
+            if self.late_reads > LATE_READS {
+                return Err(timeout());
+            }
+            // Frames already buffered come back without touching the socket: spend the task's
+            // budget anyway, so that a flood still lets the run's own deadline fire.
+            tokio::task::consume_budget().await;
+            let next = if late {
+                match futures_util::FutureExt::now_or_never(self.ws.next()) {
+                    Some(next) => next,
+                    None => return Err(timeout()),
+                }
+            } else {
+                match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(timeout()),
                 }
             };
+            let len = match &next {
+                Some(Ok(m)) => m.len(),
+                _ => 0,
+            };
+            if matches!(next, Some(Ok(_))) && self.overrun(len) {
+                return Ok(Incoming::Closed(None));
+            }
             let incoming = match next {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str().to_owned();
@@ -588,8 +904,23 @@ impl Conn {
                     self.closed = Some(code);
                     Incoming::Closed(code)
                 }
+                Some(Err(tungstenite::Error::Capacity(
+                    tungstenite::error::CapacityError::MessageTooLong { size, max_size },
+                ))) => {
+                    let what = format!(
+                        "a frame of {size} bytes, over the {max_size} bytes a server frame may hold (features/limits.toml): the runner dropped the connection unread"
+                    );
+                    self.log(Direction::Received, format!("<{what}>"));
+                    self.owners.note(format!("the target sent {what}"));
+                    self.closed = Some(None);
+                    Incoming::Closed(None)
+                }
                 Some(Err(e)) => {
                     self.log(Direction::Received, format!("<connection error: {e}>"));
+                    self.owners.note(format!(
+                        "the target broke a connection: {}",
+                        redact(&e.to_string())
+                    ));
                     self.closed = Some(None);
                     Incoming::Closed(None)
                 }
@@ -645,10 +976,18 @@ impl Conn {
 
     /// The findings and transcript of this connection.
     pub fn evidence(&self) -> (Vec<Finding>, Transcript) {
+        let mut frames = self.transcript.clone();
+        frames.extend(self.tail.iter().cloned());
         let transcript = Transcript {
             connection: self.label.clone(),
             user: self.user.clone(),
-            frames: self.transcript.clone(),
+            frames,
+            omitted: self.omitted,
+            omitted_after: if self.omitted > 0 {
+                self.transcript.len()
+            } else {
+                0
+            },
         };
         (self.judge.findings().to_vec(), transcript)
     }

@@ -163,6 +163,8 @@ fn judge_capture(capture: &Capture, dialect: &crate::Dialect) -> ScenarioResult 
                     frame: l.text(),
                 })
                 .collect(),
+            omitted: 0,
+            omitted_after: 0,
         }]
     } else {
         Vec::new()

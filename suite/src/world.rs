@@ -69,6 +69,8 @@ pub(crate) struct Context {
     /// How long a run may take to reach its terminal event: the spec's run timeout, or a
     /// tighter one the target promises.
     pub(crate) run_timeout: Duration,
+    /// The liveness budgets the target is judged by: the spec's, or those its file sets.
+    pub(crate) budgets: goldenpath_spec::machine::Liveness,
     /// A message that makes the target call a tool (`--tool-prompt`), if it named one.
     pub(crate) tool_prompt: Option<String>,
     /// User messages sent: agent runs the check started on the target.
@@ -217,9 +219,30 @@ fn pong_budget() -> Duration {
     Duration::from_millis(goldenpath_spec::machine::machine().liveness().pong_ms)
 }
 
-/// A close code for people: `1008`, or `no close code`.
+/// A close code for people: `code 1011 (internal error)`, or `no close code`.
 pub(crate) fn close_text(code: Option<u16>) -> String {
-    code.map_or_else(|| "no close code".to_owned(), |c| format!("code {c}"))
+    let Some(code) = code else {
+        return "no close code".to_owned();
+    };
+    let name = match code {
+        1000 => "normal closure",
+        1001 => "going away",
+        1002 => "protocol error",
+        1003 => "unsupported data",
+        1005 => "no status",
+        1006 => "abnormal closure",
+        1007 => "invalid payload data",
+        1008 => "policy violation",
+        1009 => "message too big",
+        1010 => "mandatory extension",
+        1011 => "internal error",
+        1012 => "service restart",
+        1013 => "try again later",
+        1014 => "bad gateway",
+        1015 => "TLS handshake",
+        _ => return format!("code {code}"),
+    };
+    format!("code {code} ({name})")
 }
 
 fn is_terminal(f: &Value) -> bool {
@@ -919,5 +942,15 @@ impl GoldenWorld {
             outcome.leak_matrix = leak_matrix(&outcome.findings);
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_codes_are_named_for_people() {
+        assert_eq!(super::close_text(Some(1011)), "code 1011 (internal error)");
+        assert_eq!(super::close_text(Some(4000)), "code 4000");
+        assert_eq!(super::close_text(None), "no close code");
     }
 }

@@ -941,6 +941,8 @@ fn constructed() -> Report {
     );
     leak.transcripts = vec![
         Transcript {
+            omitted: 0,
+            omitted_after: 0,
             connection: "alice#1".into(),
             user: alice.into(),
             frames: vec![
@@ -982,6 +984,8 @@ fn constructed() -> Report {
             ],
         },
         Transcript {
+            omitted: 0,
+            omitted_after: 0,
             connection: "bob#1".into(),
             user: bob.into(),
             frames: vec![
@@ -1042,6 +1046,8 @@ fn constructed() -> Report {
         leak: None,
     }];
     slow.transcripts = vec![Transcript {
+        omitted: 0,
+        omitted_after: 0,
         connection: "alice#1".into(),
         user: alice.into(),
         frames: vec![
@@ -1106,6 +1112,8 @@ fn constructed() -> Report {
         ),
     ];
     broke.transcripts = vec![Transcript {
+        omitted: 0,
+        omitted_after: 0,
         connection: "alice#1".into(),
         user: alice.into(),
         frames: vec![

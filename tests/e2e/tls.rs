@@ -86,3 +86,65 @@ async fn wss_with_a_private_ca_is_checked_and_without_it_is_unreachable() {
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("target unreachable"), "{err}");
 }
+
+/// A self-signed certificate for `names`, its own issuer and no CA: (PEM, TLS acceptor).
+fn self_signed(names: &[&str]) -> (String, TlsAcceptor) {
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (cert.pem(), TlsAcceptor::from(Arc::new(config)))
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_given_as_ca_cert_is_trusted_and_failures_say_which_check() {
+    let reference = Reference::start("tls-secret").await;
+    let dir = scratch("tls-self-signed");
+    for (names, expect) in [
+        (&["127.0.0.1", "localhost"][..], None),
+        (&["elsewhere.invalid"][..], Some("name mismatch")),
+    ] {
+        let (pem, acceptor) = self_signed(names);
+        let front = tls_front(acceptor, reference.addr).await;
+        let cert = dir.join("self.pem");
+        std::fs::write(&cert, pem).unwrap();
+        let url = format!("wss://127.0.0.1:{}/ws", front.port());
+        let base = [
+            "check",
+            "--url",
+            &url,
+            "--jwt-secret",
+            "tls-secret",
+            "--only",
+            "GP-CONN-001",
+        ];
+        let mut args = base.to_vec();
+        args.extend(["--ca-cert", cert.to_str().unwrap()]);
+        let (code, out, err) = goldenpath(&args).await;
+        match expect {
+            None => {
+                assert_eq!(code, 5, "pinned: stdout:\n{out}\nstderr:\n{err}");
+                // Without it, the issuer is unknown, and the message says so.
+                let (code, out, err) = goldenpath(&base).await;
+                assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+                assert!(err.contains("unknown issuer"), "{err}");
+                assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+            }
+            Some(check) => {
+                assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+                assert!(err.contains(check), "{err}");
+                assert!(err.contains(&url), "{err}");
+            }
+        }
+    }
+}

@@ -151,6 +151,35 @@ impl Default for Dialect {
 }
 
 impl Dialect {
+    /// The liveness budgets of the spec (`features/sequence.toml`), with those this target
+    /// sets in its file (`[budgets]`) in their place.
+    pub fn budgets(&self) -> goldenpath_spec::machine::Liveness {
+        let mut l = *goldenpath_spec::machine::machine().liveness();
+        let b = &self.spec.budgets;
+        if let Some(v) = b.first_event_ms {
+            l.first_event_ms = v;
+        }
+        if let Some(v) = b.completion_ms {
+            l.completion_ms = v;
+        }
+        if let Some(v) = b.max_gap_ms {
+            l.max_gap_ms = v;
+        }
+        if let Some(v) = b.run_timeout_ms {
+            l.run_timeout_ms = v;
+        }
+        l
+    }
+
+    /// Whether the target's file sets any budget of its own.
+    pub fn sets_budgets(&self) -> bool {
+        let b = &self.spec.budgets;
+        b.first_event_ms.is_some()
+            || b.completion_ms.is_some()
+            || b.max_gap_ms.is_some()
+            || b.run_timeout_ms.is_some()
+    }
+
     /// The canonical dialect: spec v1 as it is, nothing mapped.
     pub fn canonical() -> Dialect {
         Dialect::builtin("canonical").unwrap_or_else(|e| {
@@ -481,6 +510,37 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), DialectError> {
         key: key.to_owned(),
         problem,
     };
+    let ranges = goldenpath_spec::limits::limits().budgets;
+    let b = &spec.budgets;
+    for (key, value, [least, most]) in [
+        (
+            "budgets.first_event_ms",
+            b.first_event_ms,
+            ranges.first_event_ms,
+        ),
+        (
+            "budgets.completion_ms",
+            b.completion_ms,
+            ranges.completion_ms,
+        ),
+        ("budgets.max_gap_ms", b.max_gap_ms, ranges.max_gap_ms),
+        (
+            "budgets.run_timeout_ms",
+            b.run_timeout_ms,
+            ranges.run_timeout_ms,
+        ),
+    ] {
+        if let Some(v) = value
+            && !(least..=most).contains(&v)
+        {
+            return Err(invalid(
+                key,
+                format!(
+                    "{v} ms is outside the range the spec allows, {least} to {most} ms (features/limits.toml [budgets])"
+                ),
+            ));
+        }
+    }
     let only = |key: &str, text: &str, allowed: &[&str]| -> Result<(), DialectError> {
         match placeholders(text)
             .into_iter()

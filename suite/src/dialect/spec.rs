@@ -26,6 +26,19 @@ pub(crate) struct Spec {
     pub(crate) capabilities: Capabilities,
     #[serde(default)]
     pub(crate) lacks: Vec<Lack>,
+    #[serde(default)]
+    pub(crate) budgets: Budgets,
+}
+
+/// `[budgets]`: the target's own liveness budgets, in milliseconds, within the ranges of
+/// `features/limits.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Budgets {
+    pub(crate) first_event_ms: Option<u64>,
+    pub(crate) completion_ms: Option<u64>,
+    pub(crate) max_gap_ms: Option<u64>,
+    pub(crate) run_timeout_ms: Option<u64>,
 }
 
 /// `[endpoint]`.

@@ -84,7 +84,7 @@ async fn stays_idle(w: &mut GoldenWorld, user: String, budget: String) {
         return;
     }
     // The idleness is the check itself: this waits on the clock on purpose.
-    let idle = super::liveness::budget(&budget).0;
+    let idle = super::liveness::budget(w, &budget).0;
     let until = Instant::now() + idle;
     let conn = w.conn(&user, 0);
     loop {

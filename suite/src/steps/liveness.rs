@@ -7,13 +7,17 @@ use std::time::Duration;
 use crate::world::{GoldenWorld, ensure};
 
 /// A named budget: its length and the requirement it bounds.
-pub(crate) fn budget(name: &str) -> (Duration, &'static str) {
+/// The target's budgets (the spec's, or those its file sets) stand for the first-event,
+/// completion and gap budgets and the run timeout.
+pub(crate) fn budget(w: &GoldenWorld, name: &str) -> (Duration, &'static str) {
     let l = goldenpath_spec::machine::machine().liveness();
+    let ctx = w.ctx();
+    let t = &ctx.budgets;
     let (ms, requirement) = match name {
-        "first-event budget" => (l.first_event_ms, "GP-LIVE-001"),
-        "completion budget" => (l.completion_ms, "GP-LIVE-002"),
-        "gap budget" => (l.max_gap_ms, "GP-LIVE-003"),
-        "run timeout" => (l.run_timeout_ms, "GP-SEQ-008"),
+        "first-event budget" => (t.first_event_ms, "GP-LIVE-001"),
+        "completion budget" => (t.completion_ms, "GP-LIVE-002"),
+        "gap budget" => (t.max_gap_ms, "GP-LIVE-003"),
+        "run timeout" => (ctx.run_timeout.as_millis() as u64, "GP-SEQ-008"),
         "idle budget" => (l.idle_ms, "GP-HB-003"),
         _ => (l.pong_ms, "GP-HB-004"),
     };
@@ -27,7 +31,7 @@ async fn arrives_within(w: &mut GoldenWorld, milestone: String, budget_name: Str
     if w.then() {
         return;
     }
-    let (limit, requirement) = budget(&budget_name);
+    let (limit, requirement) = budget(w, &budget_name);
     let (from, at) = if milestone == "the pong" {
         let Some((id, sent)) = w.ping.clone() else {
             crate::world::suite_error!("no ping was sent")
@@ -68,7 +72,7 @@ async fn gaps(w: &mut GoldenWorld, budget_name: String) {
     if w.then() {
         return;
     }
-    let (limit, requirement) = budget(&budget_name);
+    let (limit, requirement) = budget(w, &budget_name);
     let user = w.run_owner();
     for i in 0..w.count(&user) {
         let capture = w.read_run(&user, i).await;

@@ -179,6 +179,21 @@ pub fn summary(report: &Report) -> String {
             narrowed.join(", ")
         );
     }
+    if let Some(b) = &report.budgets {
+        let ms = |v: u64| crate::human(std::time::Duration::from_millis(v));
+        let _ = writeln!(
+            out,
+            "budgets ({}): first event {}, gap {}, completion {}, run timeout {}",
+            b.source,
+            ms(b.first_event_ms),
+            ms(b.max_gap_ms),
+            ms(b.completion_ms),
+            ms(b.run_timeout_ms)
+        );
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     let scenarios = report.scenarios.len();
     let _ = writeln!(
         out,
@@ -267,8 +282,15 @@ fn evidence(out: &mut String, s: &ScenarioResult, verdict: Verdict) {
             t.connection,
             t.user,
             t.frames.len() - skipped,
-            t.frames.len()
+            t.frames.len() + t.omitted
         );
+        if t.omitted > 0 && skipped < t.omitted_after {
+            let _ = writeln!(
+                out,
+                "    ({} frames left out after the first {}; --evidence full keeps them)",
+                t.omitted, t.omitted_after
+            );
+        }
         for f in &t.frames[skipped..] {
             let arrow = if f.direction == Direction::Sent {
                 "->"
