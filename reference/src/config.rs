@@ -50,6 +50,10 @@ pub struct Config {
     pub dev_tokens: bool,
     /// Lifetime of the tokens `POST /dev/tokens` mints.
     pub dev_token_ttl: Duration,
+    /// Redis to run on (`redis://HOST:PORT`), so that several instances serve one deployment:
+    /// run frames go over the owner's Redis channel and thread ownership lives in Redis. `None`
+    /// keeps everything in this process.
+    pub redis_url: Option<String>,
     /// A deliberately broken behaviour to switch on; `None` serves the spec.
     #[cfg(feature = "faults")]
     pub fault: Option<crate::Fault>,
@@ -73,6 +77,7 @@ impl Config {
             idle_ping: Duration::from_secs(30),
             dev_tokens: false,
             dev_token_ttl: Duration::from_secs(3600),
+            redis_url: None,
             #[cfg(feature = "faults")]
             fault: None,
         }
@@ -93,6 +98,12 @@ impl Config {
     /// Serve `POST /dev/tokens`.
     pub fn with_dev_tokens(mut self, on: bool) -> Self {
         self.dev_tokens = on;
+        self
+    }
+
+    /// Run on Redis at `url` (`redis://HOST:PORT`), beside other instances on the same Redis.
+    pub fn with_redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
         self
     }
 
@@ -125,7 +136,8 @@ impl std::fmt::Debug for Config {
             .field("send_timeout", &self.send_timeout)
             .field("drain", &self.drain)
             .field("idle_ping", &self.idle_ping)
-            .field("dev_tokens", &self.dev_tokens);
+            .field("dev_tokens", &self.dev_tokens)
+            .field("redis_url", &self.redis_url);
         #[cfg(feature = "faults")]
         d.field("fault", &self.fault);
         d.finish()
@@ -176,6 +188,10 @@ pub struct ServeArgs {
     /// Serve `POST /dev/tokens {"user": "alice"}`, which mints a token for any user.
     #[arg(long)]
     pub dev_tokens: bool,
+    /// Run on Redis (`redis://HOST:PORT`), beside other instances on the same Redis: a user's
+    /// runs reach its connections on every instance, and threads are owned across them.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// Switch on one deliberately broken behaviour, to see a conformance suite fail it (the
     /// faults and the requirements each breaks: KILL_MATRIX.md).
     #[cfg(feature = "faults")]
@@ -197,6 +213,7 @@ impl ServeArgs {
         config.queue_bytes = self.queue_bytes.max(config.max_frame_bytes);
         config.send_timeout = self.send_timeout;
         config.drain = self.drain;
+        config.redis_url = self.redis.clone();
         #[cfg(feature = "faults")]
         {
             config.fault = self.fault;

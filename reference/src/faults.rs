@@ -243,6 +243,19 @@ pub enum Fault {
     SlowPong,
     /// `agent_started` comes 2.2 s after the `user_message`, over the first-event budget.
     LateFirstEvent,
+
+    // ---- several instances on Redis (`serve --redis`; no effect without it) -----------------
+    /// Run frames are published on one channel all instances share, and each instance filters
+    /// on receipt into one recipient list for the runs in flight, added to at each run's first
+    /// frame and emptied only when no run is in flight: a run that starts while another user's
+    /// is in flight on the instance goes to both users.
+    GlobalChannel,
+    /// A run is delivered only to the owner's connections on the instance that plays it: the
+    /// per-process broadcast was kept when the router was scaled out.
+    LocalDeliveryOnly,
+    /// Thread ownership is kept in each instance's memory: the owner is refused its own thread
+    /// through any instance but the one that created it.
+    ThreadOwnershipPerInstance,
 }
 
 #[cfg(feature = "faults")]
@@ -373,7 +386,24 @@ impl Fault {
             PongWrongData => &["GP-HB-002"],
             SlowPong => &["GP-HB-004"],
             LateFirstEvent => &["GP-LIVE-001"],
+
+            // Only runs that overlap leak: the scenarios that send at once (GP-ISO-012 among them).
+            GlobalChannel => &["GP-ISO-002", "GP-ISO-012"],
+            // Tabs on other instances lose the run (GP-ISO-001 wherever a user has several tabs),
+            // under concurrency too (GP-ISO-012).
+            LocalDeliveryOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
+            ThreadOwnershipPerInstance => &["GP-ISO-011"],
         }
+    }
+
+    /// Whether the fault lives on the Redis path only (`serve --redis`): it breaks nothing in a
+    /// single process, and its requirements are checked against several instances on one Redis
+    /// (`tests/scale.rs`).
+    pub fn needs_redis(self) -> bool {
+        matches!(
+            self,
+            Fault::GlobalChannel | Fault::LocalDeliveryOnly | Fault::ThreadOwnershipPerInstance
+        )
     }
 }
 
