@@ -267,11 +267,15 @@ async fn upgrade(
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    axum::Json(json!({
+    let mut health = json!({
         "status": "ok",
         "spec_version": goldenpath_spec::SPEC_VERSION,
         "connections": shared.registry.open_connections(),
-    }))
+    });
+    if let Some(bus) = shared.broadcast.bus() {
+        health["redis"] = json!(if bus.is_up() { "up" } else { "down" });
+    }
+    axum::Json(health)
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
