@@ -152,6 +152,15 @@ impl Target {
         Ok(self)
     }
 
+    /// The URLs of every instance, secrets redacted: the first URL alone for one instance.
+    pub fn display_deployment(&self) -> String {
+        if self.instances.len() <= 1 {
+            return self.display_url();
+        }
+        let urls: Vec<String> = self.instances.iter().map(|u| redact(u)).collect();
+        format!("{} ({} instances)", urls.join(", "), urls.len())
+    }
+
     /// How many instances the target spreads connections over.
     pub fn instance_count(&self) -> usize {
         self.instances.len()
