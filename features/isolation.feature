@@ -69,3 +69,48 @@ Feature: Isolation between users
     When alice sends a user message into alice's thread
     Then each of alice's connections receives one complete run
     And the run is in alice's thread
+
+  # Several instances of one deployment (`goldenpath check --url A --url B --url C`): a user's
+  # connections are spread over the instances round-robin, connection 1 on the first URL. With
+  # one URL these scenarios check the same properties with every connection on one instance.
+
+  @GP-ISO-010
+  Scenario: A run started through one instance reaches every tab of its owner exactly once
+    Given alice is connected with 3 connections
+    And bob is connected with 3 connections
+    When alice sends a user message on connection 2
+    Then every connection, on whichever instance it is, receives exactly its own user's runs, each complete
+    And no frame reaches another user on any instance
+
+  @GP-ISO-010
+  Scenario: Runs started through every instance each reach every tab of their owner once
+    Given alice is connected with 3 connections
+    And bob is connected with 2 connections
+    When alice sends a user message on connection 1
+    And alice sends a user message on connection 2
+    And alice sends a user message on connection 3
+    And bob sends a user message on connection 2
+    Then every connection, on whichever instance it is, receives exactly its own user's runs, each complete
+    And no frame reaches another user on any instance
+
+  @GP-ISO-011
+  Scenario: A thread created through one instance is its owner's through every instance
+    Given alice is connected with 3 connections
+    And bob is connected with 3 connections
+    When alice sends a user message on connection 2
+    Then each of alice's connections receives one complete run
+    When alice sends a user message into alice's thread on connection 3
+    Then each of alice's connections receives one complete run
+    And the run is in alice's thread
+    When alice sends a user message into alice's thread on connection 1
+    Then each of alice's connections receives one complete run
+    And the run is in alice's thread
+    When bob sends a user message into alice's thread on connection 2
+    Then no run starts
+
+  @GP-ISO-012 @directives
+  Scenario: 6 users with 3 tabs each sending at once through every instance see only their own runs
+    Given 6 users are connected with 3 connections each
+    When every user sends 3 user messages at once with the directive "[think=3 delay_ms=20]"
+    Then every connection, on whichever instance it is, receives exactly its own user's runs, each complete
+    And no frame reaches another user on any instance

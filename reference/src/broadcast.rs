@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::bus::{Header, RedisBus};
 use crate::faults::{Faults, fault_on};
 use crate::metrics::{Metrics, inc};
 use crate::registry::{ConnHandle, Delivery, Registry};
@@ -68,6 +69,32 @@ fn now_rfc3339() -> String {
         .expect("the current UTC time always formats as RFC 3339")
 }
 
+/// Serialize one server frame, stamped with a fresh `event_id` and the time; `run` is
+/// `(user_id, thread_id, run_id, seq)` for a run frame.
+pub(crate) fn encode(
+    ids: &Ids,
+    faults: Faults,
+    kind: &'static str,
+    run: Option<(&str, &str, &str, u64)>,
+    payload: &Value,
+) -> String {
+    let event_id = match run {
+        Some((.., seq)) if fault_on!(faults, EventIdPerRun) => format!("e-{seq}"),
+        _ => ids.next("e"),
+    };
+    let envelope = Envelope {
+        kind,
+        event_id,
+        timestamp: now_rfc3339(),
+        user_id: run.map(|r| r.0),
+        thread_id: run.map(|r| r.1),
+        run_id: run.map(|r| r.2),
+        seq: run.map(|r| r.3),
+        payload,
+    };
+    serde_json::to_string(&envelope).expect("a JSON value always serializes")
+}
+
 /// Stamps and delivers frames. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Broadcast {
@@ -75,6 +102,8 @@ pub(crate) struct Broadcast {
     metrics: Arc<Metrics>,
     ids: Arc<Ids>,
     faults: Faults,
+    /// The Redis path (`--redis`); `None` delivers in process.
+    bus: Option<Arc<RedisBus>>,
 }
 
 impl Broadcast {
@@ -83,13 +112,20 @@ impl Broadcast {
         metrics: Arc<Metrics>,
         ids: Arc<Ids>,
         faults: Faults,
+        bus: Option<Arc<RedisBus>>,
     ) -> Self {
         Broadcast {
             registry,
             metrics,
             ids,
             faults,
+            bus,
         }
+    }
+
+    /// The Redis path, when the server runs on one.
+    pub(crate) fn bus(&self) -> Option<&Arc<RedisBus>> {
+        self.bus.as_ref()
     }
 
     fn encode(
@@ -98,21 +134,7 @@ impl Broadcast {
         run: Option<(&str, &str, &str, u64)>,
         payload: &Value,
     ) -> String {
-        let event_id = match run {
-            Some((.., seq)) if fault_on!(self.faults, EventIdPerRun) => format!("e-{seq}"),
-            _ => self.ids.next("e"),
-        };
-        let envelope = Envelope {
-            kind,
-            event_id,
-            timestamp: now_rfc3339(),
-            user_id: run.map(|r| r.0),
-            thread_id: run.map(|r| r.1),
-            run_id: run.map(|r| r.2),
-            seq: run.map(|r| r.3),
-            payload,
-        };
-        serde_json::to_string(&envelope).expect("a JSON value always serializes")
+        encode(&self.ids, self.faults, kind, run, payload)
     }
 
     fn deliver(&self, conn: &ConnHandle, frame: &str) -> Delivery {
@@ -139,6 +161,17 @@ impl Broadcast {
     /// Open a run of `owner` in `thread_id`: its frames go to the owner's connections open now.
     pub(crate) fn start_run(&self, owner: Arc<str>, thread_id: String) -> RunSender {
         inc(&self.metrics.runs_started);
+        // On Redis the run is published on the owner's channel; every instance holding a
+        // connection of the owner delivers it (`Fault::LocalDeliveryOnly`: only this one).
+        let remote = self
+            .bus
+            .clone()
+            .filter(|_| !fault_on!(self.faults, LocalDeliveryOnly))
+            .map(|bus| Remote {
+                epoch: bus.epoch(),
+                bus,
+                stopped: false,
+            });
         let mut targets = self.registry.connections(&owner);
         if fault_on!(self.faults, TenantBroadcast) {
             let tenant = |user: &str| user.rsplit_once('-').map_or("", |(t, _)| t).to_owned();
@@ -154,8 +187,12 @@ impl Broadcast {
                 self.deliver(conn, &frame);
             }
         }
+        if remote.is_some() {
+            targets.clear();
+        }
         RunSender {
             targets,
+            remote,
             held: None,
             owner,
             thread_id,
@@ -177,8 +214,11 @@ pub(crate) struct RunSender {
     run_id: String,
     seq: u64,
     targets: Vec<ConnHandle>,
-    /// A frame held back to be delivered after the next one (only `Fault::ReorderFrames`).
-    held: Option<String>,
+    /// Set on the Redis path: the frames are published, not delivered here.
+    remote: Option<Remote>,
+    /// A frame held back to be delivered after the next one (only `Fault::ReorderFrames`), with
+    /// its `seq` and whether it is terminal.
+    held: Option<(u64, bool, String)>,
     broadcast: Broadcast,
 }
 
@@ -220,31 +260,45 @@ impl RunSender {
             Some((&self.owner, thread_id, run_id, seq)),
             &payload,
         );
+        let this = (seq, terminal, frame);
         if fault_on!(faults, ReorderFrames) && first_thinking {
             // Held back, to be delivered after the next frame (before it, if that is the end).
-            self.held = Some(frame);
+            self.held = Some(this);
             return;
         }
         match self.held.take() {
             Some(held) if !terminal => {
-                self.deliver(&frame);
+                self.deliver(&this);
                 self.deliver(&held);
             }
             Some(held) => {
                 self.deliver(&held);
-                self.deliver(&frame);
+                self.deliver(&this);
             }
-            None => self.deliver(&frame),
+            None => self.deliver(&this),
         }
         if fault_on!(faults, DuplicateFrame) && first_thinking {
-            self.deliver(&frame);
+            self.deliver(&this);
         }
         if terminal {
             inc(&self.broadcast.metrics.runs_finished);
         }
     }
 
-    fn deliver(&mut self, frame: &str) {
+    fn deliver(&mut self, (seq, terminal, frame): &(u64, bool, String)) {
+        if let Some(remote) = &mut self.remote {
+            let header = Header {
+                user: &self.owner,
+                thread: &self.thread_id,
+                run_id: &self.run_id,
+                seq: *seq,
+                terminal: *terminal,
+            };
+            if !remote.stopped && !remote.bus.publish(remote.epoch, header, frame) {
+                remote.stopped = true;
+            }
+            return;
+        }
         let broadcast = &self.broadcast;
         self.targets
             .retain(|conn| broadcast.deliver(conn, frame) == Delivery::Queued);
@@ -269,6 +323,20 @@ impl RunSender {
 
     /// Whether any connection still receives this run.
     pub(crate) fn has_targets(&self) -> bool {
-        !self.targets.is_empty()
+        match &self.remote {
+            // The owner's connections on other instances are not known here: the run goes on
+            // while its frames can be published.
+            Some(remote) => !remote.stopped && remote.bus.alive(remote.epoch),
+            None => !self.targets.is_empty(),
+        }
     }
+}
+
+/// A run published over Redis.
+struct Remote {
+    bus: Arc<RedisBus>,
+    /// The Redis connection the run started on: it stops when that one is lost.
+    epoch: u64,
+    /// A frame could not be published: the rest of the run is not sent.
+    stopped: bool,
 }

@@ -54,6 +54,10 @@ pub struct Config {
     /// Off, every message gets the default run (one thinking step, one tool call) whatever its
     /// content, as from a backend with a real model behind it.
     pub directives: bool,
+    /// Redis to run on (`redis://HOST:PORT`), so that several instances serve one deployment:
+    /// run frames go over the owner's Redis channel and thread ownership lives in Redis. `None`
+    /// keeps everything in this process.
+    pub redis_url: Option<String>,
     /// A deliberately broken behaviour to switch on; `None` serves the spec.
     #[cfg(feature = "faults")]
     pub fault: Option<crate::Fault>,
@@ -78,6 +82,7 @@ impl Config {
             dev_tokens: false,
             dev_token_ttl: Duration::from_secs(3600),
             directives: true,
+            redis_url: None,
             #[cfg(feature = "faults")]
             fault: None,
         }
@@ -104,6 +109,12 @@ impl Config {
     /// Honour test directives and advertise the `directives` capability (the default), or not.
     pub fn with_directives(mut self, on: bool) -> Self {
         self.directives = on;
+        self
+    }
+
+    /// Run on Redis at `url` (`redis://HOST:PORT`), beside other instances on the same Redis.
+    pub fn with_redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
         self
     }
 
@@ -137,7 +148,8 @@ impl std::fmt::Debug for Config {
             .field("drain", &self.drain)
             .field("idle_ping", &self.idle_ping)
             .field("dev_tokens", &self.dev_tokens)
-            .field("directives", &self.directives);
+            .field("directives", &self.directives)
+            .field("redis_url", &self.redis_url);
         #[cfg(feature = "faults")]
         d.field("fault", &self.fault);
         d.finish()
@@ -192,6 +204,10 @@ pub struct ServeArgs {
     /// the default run, as from a backend with a real model (what `check` costs on one).
     #[arg(long)]
     pub no_directives: bool,
+    /// Run on Redis (`redis://HOST:PORT`), beside other instances on the same Redis: a user's
+    /// runs reach its connections on every instance, and threads are owned across them.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// Switch on one deliberately broken behaviour, to see a conformance suite fail it (the
     /// faults and the requirements each breaks: KILL_MATRIX.md).
     #[cfg(feature = "faults")]
@@ -215,6 +231,7 @@ impl ServeArgs {
         config.queue_bytes = self.queue_bytes.max(config.max_frame_bytes);
         config.send_timeout = self.send_timeout;
         config.drain = self.drain;
+        config.redis_url = self.redis.clone();
         #[cfg(feature = "faults")]
         {
             config.fault = self.fault;

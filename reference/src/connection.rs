@@ -86,6 +86,15 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         conn.deliver("keepalive".into());
     }
     let _registration = reservation.register(conn.clone());
+    // On Redis: the user's channel is subscribed before the greeting can go out.
+    let _joined = match shared.broadcast.bus() {
+        Some(bus) => Some(bus.join(&user).await),
+        None => None,
+    };
+    let inbox = shared
+        .broadcast
+        .bus()
+        .map(|bus| router::user_message::inbox(bus.clone(), &shared, &user, &conn));
     inc(&shared.metrics.connections_total);
     tracing::debug!(%user, connection = %id, "connected");
 
@@ -97,6 +106,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         shared: &shared,
         user: &user,
         conn: &conn,
+        inbox: inbox.as_ref(),
     };
     // Set by a refused frame under `Fault::ErrorPoisonsConnection`.
     let mut poisoned = false;

@@ -243,6 +243,19 @@ pub enum Fault {
     SlowPong,
     /// `agent_started` comes 2.2 s after the `user_message`, over the first-event budget.
     LateFirstEvent,
+
+    // ---- several instances on Redis (`serve --redis`; no effect without it) -----------------
+    /// Run frames are published on one channel all instances share, and each instance filters
+    /// on receipt into one recipient list for the runs in flight, added to at each run's first
+    /// frame and emptied only when no run is in flight: a run that starts while another user's
+    /// is in flight on the instance goes to both users.
+    GlobalChannel,
+    /// A run is delivered only to the owner's connections on the instance that plays it: the
+    /// per-process broadcast was kept when the router was scaled out.
+    LocalDeliveryOnly,
+    /// Thread ownership is kept in each instance's memory: the owner is refused its own thread
+    /// through any instance but the one that created it.
+    ThreadOwnershipPerInstance,
 }
 
 #[cfg(feature = "faults")]
@@ -311,7 +324,9 @@ impl Fault {
             QueryTokenUnverified => &["GP-AUTH-014"],
             RefusalWithoutReason => &["GP-AUTH-008"],
 
-            DoubleRun => &["GP-ROUTE-001"],
+            // Each tab receives two runs per message, on one instance as on several
+            // (GP-ISO-010, GP-ISO-012).
+            DoubleRun => &["GP-ISO-010", "GP-ISO-012", "GP-ROUTE-001"],
             // A ping sent after the malformed frame is never answered (GP-HB-001).
             CloseOnMalformedJson => &["GP-HB-001", "GP-ROUTE-002"],
             WrongCodeForNonObject => &["GP-ROUTE-003"],
@@ -322,14 +337,21 @@ impl Fault {
             ErrorPoisonsConnection => &["GP-ROUTE-008"],
             ErrorWithoutRequestId => &["GP-ROUTE-009"],
 
-            TenantBroadcast => &["GP-ISO-002"],
-            OneTabOnly => &["GP-ISO-001"],
+            // The fresh users of the concurrent scenarios share a tenant: their tabs receive
+            // each other's runs, which the cross-instance scenarios count as well (GP-ISO-010,
+            // GP-ISO-012).
+            TenantBroadcast => &["GP-ISO-002", "GP-ISO-010", "GP-ISO-012"],
+            // The other tabs lose the run on one instance as on several (GP-ISO-010, GP-ISO-012).
+            OneTabOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
             // The other tabs' run never reaches its terminal event (GP-SEQ-008).
             TabCloseStopsRun => &["GP-ISO-006", "GP-SEQ-008"],
-            PostIntoAnyThread => &["GP-ISO-004"],
+            // Another user's message into the owner's thread starts a run on every instance too
+            // (GP-ISO-011).
+            PostIntoAnyThread => &["GP-ISO-004", "GP-ISO-011"],
             IdentityFromPayload => &["GP-ISO-005"],
             NewThreadEveryMessage => &["GP-ISO-008"],
-            ServerThreadsNotReusable => &["GP-ISO-007", "GP-ISO-009"],
+            // ...through every instance (GP-ISO-011).
+            ServerThreadsNotReusable => &["GP-ISO-007", "GP-ISO-009", "GP-ISO-011"],
             LeakContent => &["GP-ISO-002"],
 
             // No agent_started: nothing to echo the message's id (GP-SEQ-012), and no run has
@@ -350,7 +372,14 @@ impl Fault {
             SeqRepeat => &["GP-SEQ-006"],
             ReorderFrames => &["GP-SEQ-006"],
             // The copy repeats its seq (GP-SEQ-006) and its event_id (GP-WIRE-004).
-            DuplicateFrame => &["GP-ISO-003", "GP-SEQ-006", "GP-WIRE-004"],
+            // ...on every instance's tabs (GP-ISO-010, GP-ISO-012).
+            DuplicateFrame => &[
+                "GP-ISO-003",
+                "GP-ISO-010",
+                "GP-ISO-012",
+                "GP-SEQ-006",
+                "GP-WIRE-004",
+            ],
             // The stray frame opens a "run" of its own that does not start with agent_started
             // (GP-SEQ-001) at seq 2 (GP-SEQ-006), the run it left has a gap (GP-SEQ-006) and
             // one thinking step fewer than asked (GP-SEQ-011), so the triggered run lacks its
@@ -363,7 +392,8 @@ impl Fault {
             ToolErrorReportedOk => &["GP-SEQ-009"],
             FailRunCompletes => &["GP-SEQ-010"],
             ExtraThinkingStep => &["GP-SEQ-011"],
-            NeverFinish => &["GP-SEQ-008"],
+            // No tab receives a complete run, on one instance or several (GP-ISO-010, GP-ISO-012).
+            NeverFinish => &["GP-ISO-010", "GP-ISO-012", "GP-SEQ-008"],
 
             SchemaMissingField => &["GP-WIRE-002"],
             SchemaWrongType => &["GP-WIRE-002"],
@@ -373,7 +403,24 @@ impl Fault {
             PongWrongData => &["GP-HB-002"],
             SlowPong => &["GP-HB-004"],
             LateFirstEvent => &["GP-LIVE-001"],
+
+            // Only runs that overlap leak: the scenarios that send at once (GP-ISO-012 among them).
+            GlobalChannel => &["GP-ISO-002", "GP-ISO-012"],
+            // Tabs on other instances lose the run (GP-ISO-001 wherever a user has several tabs),
+            // under concurrency too (GP-ISO-012).
+            LocalDeliveryOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
+            ThreadOwnershipPerInstance => &["GP-ISO-011"],
         }
+    }
+
+    /// Whether the fault lives on the Redis path only (`serve --redis`): it breaks nothing in a
+    /// single process, and its requirements are checked against several instances on one Redis
+    /// (`tests/scale.rs`).
+    pub fn needs_redis(self) -> bool {
+        matches!(
+            self,
+            Fault::GlobalChannel | Fault::LocalDeliveryOnly | Fault::ThreadOwnershipPerInstance
+        )
     }
 }
 

@@ -28,6 +28,7 @@
 mod agent;
 mod auth;
 mod broadcast;
+mod bus;
 mod config;
 mod connection;
 mod faults;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticator, Placement};
 use crate::broadcast::{Broadcast, Ids};
+use crate::bus::RedisBus;
 use crate::faults::{Faults, fault_on};
 use crate::gate::{Gate, Handshake};
 use crate::metrics::{Metrics, inc};
@@ -49,6 +50,9 @@ pub enum ServeError {
     /// Accepting or serving connections failed at the socket level.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The Redis URL cannot be used.
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// Serve the golden path on an already bound `listener` until `shutdown` completes.
@@ -76,14 +80,17 @@ pub async fn serve(
     let registry = Registry::default();
     let metrics = Arc::new(Metrics::default());
     let faults = Faults::of(&config);
+    let ids = Arc::new(Ids::new());
+    let bus = match &config.redis_url {
+        Some(url) => Some(
+            RedisBus::new(url, registry.clone(), metrics.clone(), ids.clone(), faults)
+                .map_err(|e| ServeError::Redis(e.to_string()))?,
+        ),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         auth: Authenticator::new(&config),
-        broadcast: Broadcast::new(
-            registry.clone(),
-            metrics.clone(),
-            Arc::new(Ids::new()),
-            faults,
-        ),
+        broadcast: Broadcast::new(registry.clone(), metrics.clone(), ids, faults, bus.clone()),
         registry,
         faults,
         threads: Threads::default(),
@@ -101,6 +108,13 @@ pub async fn serve(
         .layer(axum::middleware::from_fn(renew_deadline))
         .with_state(shared.clone());
 
+    if let Some(bus) = bus {
+        // Serve once Redis answers (or after a bounded wait: then degraded until it does).
+        tokio::spawn(bus.clone().supervise(shared.shutdown.clone()));
+        if !bus.wait_up(REDIS_FIRST_CONNECT).await {
+            tracing::warn!("Redis is not reachable yet: messages are refused until it is");
+        }
+    }
     let gate = Gate::new(
         listener,
         shared.config.max_connections,
@@ -130,6 +144,9 @@ pub async fn serve(
         Err(panic) => Err(ServeError::Io(std::io::Error::other(panic))),
     }
 }
+
+/// How long `serve` waits for Redis before it accepts connections anyway.
+const REDIS_FIRST_CONNECT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long connections get, after the drain, to send their queued frames and their 1001.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
@@ -251,11 +268,15 @@ async fn upgrade(
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    axum::Json(json!({
+    let mut health = json!({
         "status": "ok",
         "spec_version": goldenpath_spec::SPEC_VERSION,
         "connections": shared.registry.open_connections(),
-    }))
+    });
+    if let Some(bus) = shared.broadcast.bus() {
+        health["redis"] = json!(if bus.is_up() { "up" } else { "down" });
+    }
+    axum::Json(health)
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

@@ -20,9 +20,10 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
-    /// is started on 127.0.0.1 and checked.
+    /// is started on 127.0.0.1 and checked. Repeat it for the instances of one deployment
+    /// (`--url A --url B --url C`): each user's connections are spread over them round-robin.
     #[arg(long)]
-    url: Option<String>,
+    url: Vec<String>,
     /// Mint HS256 tokens with this secret (the server's).
     #[arg(
         long,
@@ -196,7 +197,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage(e),
     };
-    if args.url.is_none() && !dialect.is_canonical() {
+    if args.url.is_empty() && !dialect.is_canonical() {
         return usage(format!(
             "--dialect {} needs --url: the embedded reference router speaks the canonical dialect",
             dialect.name()
@@ -393,7 +394,7 @@ fn selection(args: &CheckArgs) -> Result<Selection, String> {
 }
 
 fn target(args: &CheckArgs) -> Result<Option<(Target, TokenSource)>, String> {
-    let Some(url) = &args.url else {
+    let Some((url, more)) = args.url.split_first() else {
         if args.jwt_secret.is_some() || args.token_file.is_some() || args.token_url.is_some() {
             return Err(
                 "a token source needs --url: without it the embedded reference is checked".into(),
@@ -414,6 +415,7 @@ fn target(args: &CheckArgs) -> Result<Option<(Target, TokenSource)>, String> {
         args.subprotocol.clone(),
         args.ca_cert.as_deref(),
     )
+    .and_then(|t| t.with_instances(more))
     .map_err(|e| e.to_string())?;
     let tokens = if let Some(secret) = &args.jwt_secret {
         TokenSource::Secret {

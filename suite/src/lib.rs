@@ -268,7 +268,7 @@ pub async fn check(options: Options, progress: Option<Progress>) -> Result<Repor
     let display = if embedded.is_some() {
         "the embedded reference router".to_owned()
     } else {
-        target.display_url()
+        target.display_deployment()
     };
     if let TokenSource::Secret { claims, .. } = &mut tokens {
         // The dialect's claims, under those given as flags.

@@ -146,6 +146,9 @@ pub struct Target {
     dialect: Dialect,
     owners: Arc<Owners>,
     evidence: Evidence,
+    /// Every instance of the deployment, `url` first: one user's connections are spread over
+    /// them round-robin ([`Target::with_instances`]).
+    instances: Vec<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -186,7 +189,50 @@ impl Target {
             dialect: Dialect::canonical(),
             owners: Arc::default(),
             evidence: Evidence::default(),
+            instances: vec![url.to_owned()],
         })
+    }
+
+    /// The same deployment reached through more instances (each `ws://` or `wss://`, sharing
+    /// this target's headers, subprotocol and TLS roots): a user's connection number `n` (from
+    /// 0) goes to instance `n mod count`, the first URL first, so one user's tabs are spread
+    /// over every instance.
+    pub fn with_instances(mut self, urls: &[String]) -> Result<Target, ConnectError> {
+        for url in urls {
+            let other = Target::new(url, Vec::new(), None, None)?;
+            if other.tls.is_some() != self.tls.is_some() {
+                return Err(ConnectError::Config(format!(
+                    "{url:?}: every instance of one deployment takes the same scheme as {:?}",
+                    redact(&self.url)
+                )));
+            }
+            self.instances.push(url.clone());
+        }
+        Ok(self)
+    }
+
+    /// The URLs of every instance, secrets redacted: the first URL alone for one instance.
+    pub fn display_deployment(&self) -> String {
+        if self.instances.len() <= 1 {
+            return self.display_url();
+        }
+        let urls: Vec<String> = self.instances.iter().map(|u| redact(u)).collect();
+        format!("{} ({} instances)", urls.join(", "), urls.len())
+    }
+
+    /// How many instances the target spreads connections over.
+    pub fn instance_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// The target as reached through the instance of a user's connection number `n` (from 0).
+    pub(crate) fn on_instance(&self, n: usize) -> std::borrow::Cow<'_, Target> {
+        if self.instances.len() <= 1 {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut target = self.clone();
+        target.url = self.instances[n % self.instances.len()].clone();
+        std::borrow::Cow::Owned(target)
     }
 
     /// The same target spoken to through `dialect`: its token placement, subprotocols and
@@ -195,6 +241,9 @@ impl Target {
     pub fn with_dialect(mut self, dialect: Dialect) -> Target {
         if let Some(path) = dialect.endpoint_path() {
             self.url = with_path(&self.url, path);
+            for url in &mut self.instances {
+                *url = with_path(url, path);
+            }
         }
         self.dialect = dialect;
         self

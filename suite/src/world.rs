@@ -498,6 +498,14 @@ impl GoldenWorld {
         format!("{user}#{n}")
     }
 
+    /// How many of `user`'s connections were closed.
+    fn closed_count(&self, user: &str) -> usize {
+        self.closed
+            .iter()
+            .filter(|c| c.label.starts_with(&format!("{user}#")))
+            .count()
+    }
+
     /// Open a connection for `user` with a token of `kind` (or none) at `placement`, and record
     /// how the attempt ended. An upgraded connection becomes one of the user's open connections.
     pub(crate) async fn attempt(
@@ -516,8 +524,11 @@ impl GoldenWorld {
             None => None,
         };
         let label = self.label(user);
+        // The user's n-th connection goes to instance n (round-robin over `--url`s).
+        let instance = self.count(user) + self.closed_count(user);
         let outcome = match ctx
             .target
+            .on_instance(instance)
             .connect(&label, &wire, token.as_deref(), placement, ctx.timeout)
             .await
         {

@@ -3,7 +3,7 @@
 //! [`Refusal`], answered with an `error` frame; the connection stays open.
 
 mod ping;
-mod user_message;
+pub(crate) mod user_message;
 
 use goldenpath_spec::{Direction, ErrorCode, MessageType, schema};
 use serde_json::{Value, json};
@@ -182,6 +182,8 @@ pub(crate) struct Sender<'a> {
     pub(crate) shared: &'a Arc<Shared>,
     pub(crate) user: &'a Arc<str>,
     pub(crate) conn: &'a ConnHandle,
+    /// On Redis: the connection's queue of messages, resolved one at a time in order.
+    pub(crate) inbox: Option<&'a user_message::Inbox>,
 }
 
 impl Sender<'_> {

@@ -6,11 +6,16 @@
 
 use goldenpath_spec::ErrorCode;
 use serde::Deserialize;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
 use super::{Refusal, Sender};
 use crate::agent;
 use crate::broadcast::RunSender;
+use crate::bus::{BusDown, RedisBus};
 use crate::faults::fault_on;
+use crate::registry::ConnHandle;
+use crate::server::Shared;
 
 /// A `user_message` frame, as far as the router reads it.
 #[derive(Debug, Deserialize)]
@@ -29,6 +34,9 @@ struct Payload {
 }
 
 pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
+    if let Some(inbox) = sender.inbox {
+        return on_bus(inbox, message, sender);
+    }
     let shared = sender.shared;
     let faults = shared.faults;
     let thread_id = match message.payload.thread_id {
@@ -100,4 +108,111 @@ fn refuse_server_thread(
         return Err(crate::threads::ThreadNotFound(thread.to_owned()));
     }
     Ok(())
+}
+
+/// Messages a connection sent that wait for their thread to be resolved in Redis.
+const INBOX_MESSAGES: usize = 64;
+
+/// A connection's queue of messages on the Redis path.
+pub(crate) type Inbox = mpsc::Sender<UserMessage>;
+
+/// On Redis: the queue of `conn`'s messages and the task that resolves them one at a time (the
+/// thread's owner is a Redis lookup), so that runs start in the order their messages came. The
+/// task ends with the connection, when the queue is dropped.
+pub(crate) fn inbox(
+    bus: Arc<RedisBus>,
+    shared: &Arc<Shared>,
+    user: &Arc<str>,
+    conn: &ConnHandle,
+) -> Inbox {
+    let (tx, mut rx) = mpsc::channel::<UserMessage>(INBOX_MESSAGES);
+    let (shared, user, conn) = (shared.clone(), user.clone(), conn.clone());
+    let tasks = shared.tasks.clone();
+    tasks.spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let sender = Sender {
+                shared: &shared,
+                user: &user,
+                conn: &conn,
+                inbox: None,
+            };
+            resolve_on_bus(&bus, message, &sender).await;
+        }
+    });
+    tx
+}
+
+/// The refusal of a message that came while Redis is unreachable.
+fn unavailable(e: &BusDown, request_id: Option<String>) -> Refusal {
+    let mut refusal = Refusal::new(
+        ErrorCode::InternalError,
+        format!("{e}: the message started no run; send it again later"),
+    );
+    refusal.request_type = Some("user_message".into());
+    refusal.request_id = request_id;
+    refusal
+}
+
+fn on_bus(inbox: &Inbox, message: UserMessage, sender: &Sender<'_>) {
+    let bus = sender.shared.broadcast.bus();
+    if bus.is_some_and(|b| !b.is_up()) {
+        let down = BusDown("not connected".into());
+        return sender.refuse(&unavailable(&down, message.id));
+    }
+    if let Err(e) = inbox.try_send(message) {
+        let message = match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        };
+        let mut refusal = Refusal::new(
+            ErrorCode::InternalError,
+            format!(
+                "more than {INBOX_MESSAGES} messages of this connection wait for Redis: this one started no run"
+            ),
+        );
+        refusal.request_type = Some("user_message".into());
+        refusal.request_id = message.id;
+        sender.refuse(&refusal);
+    }
+}
+
+/// The Redis path of [`handle`]: the thread's owner is looked up in (or recorded in) Redis, so
+/// a thread is refused to anyone but its owner whatever instance created it.
+async fn resolve_on_bus(bus: &RedisBus, message: UserMessage, sender: &Sender<'_>) {
+    let shared = sender.shared;
+    let per_instance = fault_on!(shared.faults, ThreadOwnershipPerInstance);
+    let thread_id = match message.payload.thread_id {
+        Some(thread) => {
+            let owned = if per_instance {
+                Ok(shared.threads.check(sender.user, &thread).is_ok())
+            } else {
+                bus.thread_owner(&thread)
+                    .await
+                    .map(|owner| owner.as_deref() == Some(&**sender.user))
+            };
+            match owned {
+                Ok(true) => thread,
+                Ok(false) => {
+                    let e = crate::threads::ThreadNotFound(thread);
+                    let mut refusal = Refusal::new(ErrorCode::ThreadNotFound, e.to_string());
+                    refusal.request_type = Some("user_message".into());
+                    refusal.request_id = message.id;
+                    refusal.pointer = Some("/payload/thread_id".into());
+                    return sender.refuse(&refusal);
+                }
+                Err(e) => return sender.refuse(&unavailable(&e, message.id)),
+            }
+        }
+        None => {
+            let thread = shared.broadcast.ids().next("t");
+            if per_instance {
+                shared.threads.create(sender.user, thread.clone());
+            } else if let Err(e) = bus.create_thread(sender.user, &thread).await {
+                return sender.refuse(&unavailable(&e, message.id));
+            }
+            thread
+        }
+    };
+    let run = shared.broadcast.start_run(sender.user.clone(), thread_id);
+    tracing::debug!(user = %sender.user, run = run.run_id(), "run started");
+    spawn_run(sender, run, message.payload.content, message.id);
 }

@@ -27,6 +27,63 @@ async fn every_user_sends(w: &mut GoldenWorld, n: usize) {
     }
 }
 
+#[when(regex = r#"^every user sends (\d+) user messages at once with the directive "(.*)"$"#)]
+async fn every_user_sends_directive(w: &mut GoldenWorld, n: usize, directive: String) {
+    if w.when() || w.require_capability("directives") {
+        return;
+    }
+    let users: Vec<String> = w.conns.keys().cloned().collect();
+    for k in 0..n {
+        for user in &users {
+            let tabs = w.count(user).max(1);
+            let content = format!("canary {user} #{} {directive}", k + 1);
+            w.say_on(user, k % tabs, &content, None).await;
+        }
+    }
+}
+
+#[when(regex = r"^(alice|bob|carol) sends a user message on connection (\d+)$")]
+async fn sends_on(w: &mut GoldenWorld, user: String, n: usize) {
+    if w.when() {
+        return;
+    }
+    let i = tab(w, &user, n);
+    w.say_on(&user, i, "hello from another tab", None).await;
+}
+
+#[when(
+    regex = r"^(alice|bob|carol) sends a user message into (alice|bob|carol)'s thread on connection (\d+)$"
+)]
+async fn into_thread_on(w: &mut GoldenWorld, user: String, owner: String, n: usize) {
+    if w.when() {
+        return;
+    }
+    let i = tab(w, &user, n);
+    let Some(thread) = w.threads_before.get(&owner).cloned() else {
+        crate::world::suite_error!(
+            "{owner} has no thread yet: the scenario must run one of {owner}'s messages first"
+        );
+    };
+    let content = format!("{user} posting into {owner}'s thread from tab {n}");
+    w.say_on(&user, i, &content, Some(json!({"thread_id": thread})))
+        .await;
+    if user == owner {
+        // The owner through another tab (another instance): a refusal breaks the scenario's.
+        w.expect_run = vec!["GP-ISO-011"];
+    }
+}
+
+/// `user`'s open connection number `n` (from 1), as an index; a suite error when it has none.
+fn tab(w: &GoldenWorld, user: &str, n: usize) -> usize {
+    if n == 0 || n > w.count(user) {
+        crate::world::suite_error!(
+            "{user} has no open connection {n}: it has {}",
+            w.count(user)
+        );
+    }
+    n - 1
+}
+
 #[when(regex = r"^(alice|bob|carol) sends a user message into (alice|bob|carol)'s thread$")]
 async fn into_thread(w: &mut GoldenWorld, user: String, owner: String) {
     if w.when() {
@@ -155,6 +212,23 @@ async fn own_runs(w: &mut GoldenWorld) {
     if w.then() {
         return;
     }
+    judge_own_runs(w, false).await;
+}
+
+#[then(
+    regex = r"^every connection, on whichever instance it is, receives exactly its own user's runs, each complete$"
+)]
+async fn own_runs_on_every_instance(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    judge_own_runs(w, true).await;
+}
+
+/// Every connection received exactly its own user's runs of this action, each once and to its
+/// terminal event. Failures name `GP-ISO-001`, `GP-ISO-003`... by what went wrong; with
+/// `scoped`, the scenario's own requirements (the cross-instance ones) fail instead.
+async fn judge_own_runs(w: &mut GoldenWorld, scoped: bool) {
     let deadline = w.run_deadline();
     // Wait until every connection has seen as many of its user's terminal events as the user
     // sent messages in this action, or the timeout; then judge what arrived.
@@ -267,6 +341,13 @@ async fn own_runs(w: &mut GoldenWorld) {
     let Some((&last, _)) = problems.iter().next_back() else {
         return;
     };
+    if scoped {
+        let got: Vec<String> = problems
+            .iter()
+            .map(|(id, p)| format!("{} ({} in all, {id})", p[0], p.len()))
+            .collect();
+        w.fail_tagged(got.join("; "));
+    }
     let only_no_run = problems.keys().all(|id| *id == "GP-ROUTE-001");
     let text = |p: &Vec<String>| format!("{} ({} in all)", p[0], p.len());
     for (id, p) in &problems {
@@ -286,6 +367,20 @@ async fn no_leak(w: &mut GoldenWorld) {
     if w.then() {
         return;
     }
+    judge_no_leak(w, false).await;
+}
+
+#[then(regex = r"^no frame reaches another user on any instance$")]
+async fn no_leak_on_any_instance(w: &mut GoldenWorld) {
+    if w.then() {
+        return;
+    }
+    judge_no_leak(w, true).await;
+}
+
+/// No connection received a frame of another user's run. A leak fails `GP-ISO-002`, and with
+/// `scoped` the scenario's own requirements too.
+async fn judge_no_leak(w: &mut GoldenWorld, scoped: bool) {
     w.settle_all().await;
     // Nothing can be seen to leak from runs that never came: each sender's runs must have
     // reached it first.
@@ -374,6 +469,20 @@ async fn no_leak(w: &mut GoldenWorld) {
         });
         problems.sort();
         problems.dedup();
+        if scoped {
+            let got = format!(
+                "{} frame(s) reached another user: {}",
+                problems.len(),
+                problems
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            w.record("GP-ISO-002", &got);
+            w.fail_tagged(got);
+        }
         fail!(
             w,
             "GP-ISO-002",
