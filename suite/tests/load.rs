@@ -48,6 +48,12 @@ enum Fault {
     Gap,
     /// The timestamp is not RFC 3339.
     BadSchema,
+    /// Every run's `agent_thinking` is dropped after its `seq` was taken: one event lost
+    /// mid-run.
+    DropEvent,
+    /// Every run also goes to the next user's connection, rewritten as that user's: only the
+    /// canary tells.
+    Steal,
 }
 
 type Peers =
@@ -136,6 +142,14 @@ async fn faulty_server(fault: Fault) -> String {
                         ("agent_completed", json!({"result": {"text": "ok"}})),
                     ];
                     let mut seq = 0;
+                    let neighbour = if fault == Fault::Steal {
+                        let p = peers.lock().unwrap();
+                        p.get((index + 1) % p.len())
+                            .filter(|_| p.len() > 1)
+                            .cloned()
+                    } else {
+                        None
+                    };
                     for (kind, payload) in events {
                         seq += if fault == Fault::Gap && kind == "tool_executing" {
                             2
@@ -143,9 +157,22 @@ async fn faulty_server(fault: Fault) -> String {
                             1
                         };
                         event += 1;
-                        let mut text = frame(kind, event, Some((&user, &run, seq)), payload);
+                        let mut text =
+                            frame(kind, event, Some((&user, &run, seq)), payload.clone());
                         if fault == Fault::BadSchema && kind == "agent_thinking" {
                             text = text.replace("2026-01-01T00:00:00Z", "yesterday");
+                        }
+                        if let Some((other, to)) = &neighbour {
+                            let stolen = frame(
+                                kind,
+                                event + 500_000,
+                                Some((other, &run, seq)),
+                                payload.clone(),
+                            );
+                            let _ = to.send(stolen);
+                        }
+                        if fault == Fault::DropEvent && kind == "agent_thinking" {
+                            continue;
                         }
                         let copies = if fault == Fault::Duplicate && kind == "agent_thinking" {
                             2
@@ -239,8 +266,40 @@ async fn each_counter_can_fail() {
         dropped.expected_runs - dropped.completed_runs
     );
 
+    // A skipped `seq` is a frame that never arrived: lost, not out of order.
     let gap = load_faulty(Fault::Gap).await;
-    assert!(gap.counters.out_of_order > 0, "{}", gap.summary());
+    assert_eq!(gap.counters.lost, gap.expected_runs, "{}", gap.summary());
+    assert_eq!(gap.counters.out_of_order, 0, "{}", gap.summary());
+
+    // One event dropped mid-run: each run counts once, as lost; the state machine's complaint
+    // (the tool call's order is fine, the seq is not) is not also out of order.
+    let dropped_event = load_faulty(Fault::DropEvent).await;
+    assert!(dropped_event.sent > 0);
+    assert_eq!(
+        dropped_event.counters.lost,
+        dropped_event.expected_runs,
+        "{}",
+        dropped_event.summary()
+    );
+    assert_eq!(
+        dropped_event.counters.out_of_order,
+        0,
+        "{}",
+        dropped_event.summary()
+    );
+    assert_eq!(dropped_event.successful_runs, 0);
+
+    // A stolen run: its frames are misrouted (all but those that come after the neighbour's
+    // connection left), none delivered or out of order.
+    let stolen = load_faulty(Fault::Steal).await;
+    assert!(
+        stolen.counters.misrouted >= stolen.sent * 4,
+        "{}",
+        stolen.summary()
+    );
+    assert_eq!(stolen.events, stolen.sent * 5, "{}", stolen.summary());
+    assert_eq!(stolen.counters.out_of_order, 0, "{}", stolen.summary());
+    assert_eq!(stolen.counters.lost, 0, "{}", stolen.summary());
 
     let bad = load_faulty(Fault::BadSchema).await;
     assert_eq!(bad.counters.schema_invalid, bad.sent, "{}", bad.summary());

@@ -1,0 +1,190 @@
+//! Rolling restart: a user's command run while the load goes on, and the deploy judged.
+//!
+//! At `--restart-at` the command (`--restart-cmd`, run with `sh -c`; `GOLDENPATH_LOAD_URL` in
+//! its environment) restarts the target, e.g. one instance behind a load balancer. Meanwhile
+//! every connection the server closes reconnects to its URL with a bounded backoff, and the
+//! run goes on. The report counts the closes with 1001, the reconnections and their time, the
+//! runs in flight when a connection closed, the runs lost (sent and never terminated, and not
+//! refused with an explicit `error`), and judges the `GP-DEPLOY` requirements, which only this
+//! mode can judge (`features/README.md` says so; `goldenpath check` lists none of them).
+
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+use tokio::time::Instant;
+
+use super::{Percentiles, Restart, human};
+
+/// What the restart command did.
+pub(crate) struct Outcome {
+    pub(crate) command: String,
+    pub(crate) at: Duration,
+    /// Its exit code; `None` when it was killed at the run's end or could not start.
+    pub(crate) exit: Option<i32>,
+    /// How long it ran, when it ended by itself.
+    pub(crate) took: Option<Duration>,
+}
+
+/// Run `restart.command` at `t0 + restart.at`; kill it if it still runs at `deadline`.
+pub(crate) async fn run(restart: Restart, t0: Instant, deadline: Instant, url: String) -> Outcome {
+    tokio::time::sleep_until(t0 + restart.at).await;
+    let started = Instant::now();
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&restart.command)
+        .env("GOLDENPATH_LOAD_URL", url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let (exit, took) = match child {
+        Err(e) => {
+            eprintln!("goldenpath load: the restart command could not start: {e}");
+            (None, None)
+        }
+        Ok(mut child) => match tokio::time::timeout_at(deadline, child.wait()).await {
+            Ok(Ok(status)) => (status.code(), Some(started.elapsed())),
+            Ok(Err(_)) | Err(_) => {
+                let _ = child.start_kill();
+                (None, None)
+            }
+        },
+    };
+    Outcome {
+        command: restart.command,
+        at: restart.at,
+        exit,
+        took,
+    }
+}
+
+/// A `GP-DEPLOY` requirement as the restart judged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployVerdict {
+    /// The requirement id.
+    pub id: String,
+    /// `pass`, `fail`, or `unjudged` (the restart did not exercise it).
+    pub verdict: &'static str,
+    /// What was measured.
+    pub evidence: String,
+}
+
+/// The rolling restart, measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartReport {
+    /// The command run.
+    pub command: String,
+    /// When it ran, seconds from the start of the schedule.
+    pub at_s: f64,
+    /// Its exit code (`None`: killed at the run's end, or it could not start).
+    pub exit: Option<i32>,
+    /// How long it ran, in seconds.
+    pub took_s: Option<f64>,
+    /// Connections the server closed with 1001 (going away).
+    pub closes_going_away: u64,
+    /// Connections the server ended any other way (another code, no close frame, a reset).
+    pub closes_abrupt: u64,
+    /// Reconnections made.
+    pub reconnects: u64,
+    /// From a connection's end to its successor's `connection_established`.
+    pub reconnect_ms: Percentiles,
+    /// Runs in flight (sent, not terminated) on connections when they ended.
+    pub runs_in_flight_at_close: u64,
+    /// Runs lost: sent and never terminated (nor refused explicitly), or arrived with a frame
+    /// missing (the report's `lost`).
+    pub runs_lost: u64,
+    /// Messages refused explicitly with an `error` frame.
+    pub runs_refused: u64,
+    /// Connections that could not reconnect before the end of the sends.
+    pub connections_not_back: u64,
+    /// The `GP-DEPLOY` requirements, judged.
+    pub requirements: Vec<DeployVerdict>,
+}
+
+impl RestartReport {
+    /// Whether no `GP-DEPLOY` requirement failed.
+    pub fn passed(&self) -> bool {
+        self.requirements.iter().all(|r| r.verdict != "fail")
+    }
+
+    pub(crate) fn summary(&self) -> String {
+        let mut out = String::new();
+        let status = match (self.exit, self.took_s) {
+            (Some(code), Some(t)) => {
+                format!("exited {code} after {}", human(Duration::from_secs_f64(t)))
+            }
+            (Some(code), None) => format!("exited {code}"),
+            (None, _) => "did not finish (killed at the end of the run, or could not start)".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  rolling restart at t={}: `{}` {status}",
+            human(Duration::from_secs_f64(self.at_s)),
+            self.command
+        );
+        let _ = writeln!(
+            out,
+            "    closes: {} with 1001, {} abrupt; {} reconnect(s) (p50 {:.0} ms, max {:.0} ms), {} connection(s) not back",
+            self.closes_going_away,
+            self.closes_abrupt,
+            self.reconnects,
+            self.reconnect_ms.p50,
+            self.reconnect_ms.max,
+            self.connections_not_back
+        );
+        let _ = writeln!(
+            out,
+            "    runs: {} lost, {} refused explicitly, {} in flight at a close",
+            self.runs_lost, self.runs_refused, self.runs_in_flight_at_close
+        );
+        for r in &self.requirements {
+            let _ = writeln!(out, "    {} {}: {}", r.id, r.verdict, r.evidence);
+        }
+        out
+    }
+}
+
+/// Judge the `GP-DEPLOY` requirements on what the restart measured.
+pub(crate) fn judge(r: &RestartReport) -> Vec<DeployVerdict> {
+    let verdict = |id: &str, ok: Option<bool>, evidence: String| DeployVerdict {
+        id: id.to_owned(),
+        verdict: match ok {
+            Some(true) => "pass",
+            Some(false) => "fail",
+            None => "unjudged",
+        },
+        evidence,
+    };
+    let closes = r.closes_going_away + r.closes_abrupt;
+    vec![
+        verdict(
+            "GP-DEPLOY-001",
+            (closes > 0).then_some(r.closes_abrupt == 0),
+            if closes == 0 {
+                "no connection was closed during the run: the restart did not reach this target"
+                    .to_owned()
+            } else {
+                format!(
+                    "{} of {closes} connection(s) closed by the server with 1001",
+                    r.closes_going_away
+                )
+            },
+        ),
+        verdict(
+            "GP-DEPLOY-002",
+            Some(r.runs_lost == 0),
+            format!(
+                "{} run(s) lost, {} refused explicitly",
+                r.runs_lost, r.runs_refused
+            ),
+        ),
+        verdict(
+            "GP-DEPLOY-003",
+            (closes > 0).then_some(r.connections_not_back == 0),
+            format!(
+                "{} reconnect(s), {} connection(s) not back before the end of the sends",
+                r.reconnects, r.connections_not_back
+            ),
+        ),
+    ]
+}
