@@ -52,10 +52,14 @@ use crate::target::WsStream;
 /// The most anomalies one connection keeps as examples.
 const MAX_EXAMPLES: usize = 3;
 
-/// The most ids (event ids, ended and misrouted run ids) and open runs one connection tracks:
-/// beyond it the oldest are forgotten (a duplicate of a forgotten id goes unseen) and further
-/// runs are counted as untracked, so a flooding server cannot grow the generator's memory.
-pub(crate) const MAX_TRACKED: usize = 8192;
+/// The most ids (event ids, ended and misrouted run ids) one connection remembers: beyond it
+/// the oldest are forgotten (a duplicate of a forgotten id goes unseen), so a flooding server
+/// cannot grow the generator's memory.
+const MAX_TRACKED: usize = 8192;
+
+/// The most runs one connection tracks at once; frames of further runs are counted as
+/// untracked (and their messages, never completed, as lost).
+const MAX_OPEN_RUNS: usize = 1024;
 
 /// The most `seq` values one run keeps.
 const MAX_SEQS: usize = 1024;
@@ -100,7 +104,7 @@ pub(crate) struct ConnStats {
     pub(crate) successful: u64,
     /// Runs of this user that ended here in `agent_error`.
     pub(crate) agent_errors: u64,
-    /// Frames not tracked because a bound ([`MAX_TRACKED`]) was reached.
+    /// Frames not tracked because the bound on open runs was reached.
     pub(crate) untracked: u64,
     /// Closes the server sent with code 1001 (going away).
     pub(crate) going_away: u64,
@@ -699,7 +703,7 @@ impl Reader<'_> {
                 text,
             );
         }
-        if !self.runs.contains_key(run_id) && self.runs.len() >= MAX_TRACKED {
+        if !self.runs.contains_key(run_id) && self.runs.len() >= MAX_OPEN_RUNS {
             self.stats.untracked += 1;
             return;
         }
@@ -770,7 +774,7 @@ impl Reader<'_> {
             let run = self.runs.remove(run_id).expect("the run was just observed");
             self.finished.insert(run_hash.unwrap_or_default());
             if run.violated || run.reordered > 0 {
-                if self.ended.len() < MAX_TRACKED {
+                if self.ended.len() < MAX_OPEN_RUNS {
                     self.ended.insert(run_id.into(), run);
                 } else {
                     self.judge(run);

@@ -531,11 +531,8 @@ impl LoadReport {
         if self.server_errors > 0 || self.disconnects > 0 || self.untracked_frames > 0 {
             let _ = writeln!(
                 out,
-                "  also: {} error frame(s), {} connection(s) ended early, {} frame(s) untracked (a bound of {} ids per connection)",
-                self.server_errors,
-                self.disconnects,
-                self.untracked_frames,
-                conn::MAX_TRACKED
+                "  also: {} error frame(s), {} connection(s) ended early, {} frame(s) untracked (over the bound of open runs per connection)",
+                self.server_errors, self.disconnects, self.untracked_frames
             );
         }
         if let Some(r) = &self.restart {
