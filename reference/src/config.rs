@@ -176,6 +176,11 @@ pub struct ServeArgs {
     /// Serve `POST /dev/tokens {"user": "alice"}`, which mints a token for any user.
     #[arg(long)]
     pub dev_tokens: bool,
+    /// Bind with SO_REUSEPORT, so that several instances share one address and the kernel
+    /// spreads connections over those listening: a rolling restart stops one while the others
+    /// serve (unix only).
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Switch on one deliberately broken behaviour, to see a conformance suite fail it (the
     /// faults and the requirements each breaks: KILL_MATRIX.md).
     #[cfg(feature = "faults")]

@@ -243,6 +243,10 @@ pub enum Fault {
     SlowPong,
     /// `agent_started` comes 2.2 s after the `user_message`, over the first-event budget.
     LateFirstEvent,
+
+    // ---- deploys (judged by `goldenpath load --restart-cmd`, not by `check`) ---------------
+    /// On SIGTERM the process exits at once: no drain, no close 1001, the runs in flight cut.
+    ExitWithoutDrain,
 }
 
 #[cfg(feature = "faults")]
@@ -373,6 +377,9 @@ impl Fault {
             PongWrongData => &["GP-HB-002"],
             SlowPong => &["GP-HB-004"],
             LateFirstEvent => &["GP-LIVE-001"],
+
+            // Only a deploy shows it: `check` fails none of these (`tests/deploy.rs` proves them).
+            ExitWithoutDrain => &["GP-DEPLOY-001", "GP-DEPLOY-002"],
         }
     }
 }
@@ -399,7 +406,8 @@ mod tests {
             assert!(!fault.breaks().is_empty(), "{name} breaks nothing");
             for id in fault.breaks() {
                 assert!(
-                    goldenpath_spec::catalogue::requirement(id).is_some(),
+                    goldenpath_spec::catalogue::requirement(id).is_some()
+                        || goldenpath_spec::catalogue::load_requirement(id).is_some(),
                     "{name} declares {id}, which is no requirement"
                 );
             }

@@ -115,15 +115,37 @@ pub fn requirement(id: &str) -> Option<&'static Requirement> {
     requirements().iter().find(|r| r.id == id)
 }
 
+/// The marker lines the table of requirements judged by `load --restart-cmd` sits between.
+const LOAD_TABLE_START: &str = "<!-- load-requirements:start -->";
+const LOAD_TABLE_END: &str = "<!-- load-requirements:end -->";
+
+/// The requirements only a deploy shows (`GP-DEPLOY-*`): judged by `goldenpath load
+/// --restart-cmd`, never by `check`, so not among [`requirements`]. Their table's last column
+/// says what judges them.
+pub fn load_requirements() -> &'static [Requirement] {
+    static REQUIREMENTS: OnceLock<Vec<Requirement>> = OnceLock::new();
+    REQUIREMENTS.get_or_init(|| parse_between(CATALOGUE, LOAD_TABLE_START, LOAD_TABLE_END))
+}
+
+/// The requirement judged by `load --restart-cmd` with this id, if there is one.
+pub fn load_requirement(id: &str) -> Option<&'static Requirement> {
+    load_requirements().iter().find(|r| r.id == id)
+}
+
 /// Reads the rows of the table between the markers. The catalogue is embedded and tested, so a
 /// row this cannot read is a bug of this crate: it panics, naming the row.
 fn parse(catalogue: &'static str) -> Vec<Requirement> {
+    parse_between(catalogue, TABLE_START, TABLE_END)
+}
+
+/// Reads the rows of the table between `start` and `end`.
+fn parse_between(catalogue: &'static str, start: &str, end: &str) -> Vec<Requirement> {
     let (_, rest) = catalogue
-        .split_once(TABLE_START)
-        .unwrap_or_else(|| panic!("features/README.md lacks {TABLE_START}"));
+        .split_once(start)
+        .unwrap_or_else(|| panic!("features/README.md lacks {start}"));
     let (table, _) = rest
-        .split_once(TABLE_END)
-        .unwrap_or_else(|| panic!("features/README.md lacks {TABLE_END}"));
+        .split_once(end)
+        .unwrap_or_else(|| panic!("features/README.md lacks {end}"));
     table
         .lines()
         .map(str::trim)
@@ -189,6 +211,22 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(families, expected);
+    }
+
+    #[test]
+    fn deploy_requirements_are_their_own_family_judged_by_load_only() {
+        let deploy = load_requirements();
+        assert!(deploy.len() >= 3, "GP-DEPLOY-001..003");
+        for r in deploy {
+            assert_eq!(r.family, "DEPLOY", "{}", r.id);
+            assert!(requirement(r.id).is_none(), "{} is in both tables", r.id);
+        }
+        let ids: BTreeSet<_> = deploy.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), deploy.len(), "an id appears twice");
+        assert_eq!(
+            load_requirement("GP-DEPLOY-001").map(|r| r.level),
+            Some(Level::Must)
+        );
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub(crate) struct ConnStats {
     pub(crate) abrupt: u64,
     /// Reconnections made (restart mode).
     pub(crate) reconnects: u64,
+    /// Messages sent again after a close with 1001 because they got no answer at all (restart
+    /// mode).
+    pub(crate) resent: u64,
     /// From the connection's end to the next one's `connection_established`, in microseconds
     /// (restart mode).
     pub(crate) reconnect: Histogram<u64>,
@@ -249,6 +252,8 @@ struct Link {
     writer: tokio::task::JoinHandle<(SplitSink<WsStream, Message>, Option<String>)>,
     /// Messages queued on this link.
     queued: u64,
+    /// Of those, messages sent again (queued first, after a reconnection).
+    resends: u64,
     /// Messages the writer wrote.
     written: Arc<AtomicU64>,
 }
@@ -276,6 +281,7 @@ impl Link {
             queue,
             writer,
             queued: 0,
+            resends: 0,
             written,
         }
     }
@@ -289,6 +295,7 @@ impl Link {
             mut writer,
             queued,
             written,
+            ..
         } = self;
         drop(queue);
         let bound = Duration::from_secs(1);
@@ -351,6 +358,7 @@ pub(crate) async fn drive(
             going_away: 0,
             abrupt: 0,
             reconnects: 0,
+            resent: 0,
             reconnect: histogram(),
             lost_at_close: 0,
         },
@@ -424,15 +432,8 @@ pub(crate) async fn drive(
                         // The writer is gone: its own branch says why.
                         continue;
                     };
-                    let canary = schedule.canary(user, k);
-                    let frame = json!({
-                        "type": "user_message",
-                        "id": canary,
-                        "payload": {"content": format!("{} {canary}", shared.content)},
-                    });
-                    let frame = shared.dialect.translate(&frame).unwrap_or(frame);
                     let sent_at = Instant::now();
-                    permit.send(frame.to_string());
+                    permit.send(message(&shared, user, k));
                     link.queued += 1;
                     // Counted when queued, before this connection may stop counting among the
                     // senders: the user's other tabs wait for its run. Unwritten, it is taken
@@ -492,17 +493,23 @@ pub(crate) async fn drive(
         if lost_link && !went_away_cleanly {
             reader.stats.abrupt += 1;
         }
-        went_away_cleanly = false;
+        let going_away = std::mem::take(&mut went_away_cleanly);
         let written = link.written.clone();
+        let (queued, resends) = (link.queued, link.resends);
         let unwritten = if link.writer.is_finished() && lost_link {
             // Its branch has taken the writer's result: the socket is gone anyway.
             link.queued.saturating_sub(written.load(Ordering::Acquire))
         } else {
             link.end(!lost_link).await
         };
-        reader.stats.unsent += unwritten;
-        shared.sent_by_user[user as usize].fetch_sub(unwritten, Ordering::AcqRel);
-        reader.stats.sent = written_before + written.load(Ordering::Acquire);
+        // The writer goes in order: the resends, queued first, are the last to be unwritten.
+        let unwritten_resends = unwritten.saturating_sub(queued - resends);
+        reader.stats.unsent += unwritten - unwritten_resends;
+        shared.sent_by_user[user as usize]
+            .fetch_sub(unwritten - unwritten_resends, Ordering::AcqRel);
+        let resent = resends - unwritten_resends;
+        reader.stats.resent += resent;
+        reader.stats.sent = written_before + written.load(Ordering::Acquire) - resent;
         written_before = reader.stats.sent;
         if !lost_link {
             break;
@@ -510,8 +517,23 @@ pub(crate) async fn drive(
         // The link is gone before the run is over.
         let gone_at = Instant::now();
         reader.stats.lost_at_close += reader.outstanding.len() as u64;
+        // After a close with 1001 a client sends again what got no answer at all: the server
+        // took none of it (a draining server answers, or finishes, what it read), and a
+        // message written as the close crossed it was discarded by the protocol.
+        let mut resend: Vec<u64> = Vec::new();
+        if going_away {
+            let started: HashSet<u64> = reader.runs.values().filter_map(|r| r.message).collect();
+            resend = reader
+                .outstanding
+                .keys()
+                .filter(|k| !started.contains(k))
+                .copied()
+                .collect();
+            resend.sort_unstable();
+        }
         let reconnected = match &shared.reconnect {
             Some(r) if next.is_some() => r.reopen(&user_name, send_end).await,
+            Some(r) if !resend.is_empty() => r.reopen(&user_name, deadline).await,
             _ => None,
         };
         let Some((ws, greeting)) = reconnected else {
@@ -525,6 +547,16 @@ pub(crate) async fn drive(
         reader.stats.disconnected = None;
         reader.frame(&greeting, back, &live);
         link = Link::new(ws, &live);
+        for k in resend {
+            let text = message(&shared, user, k);
+            if tokio::time::timeout_at(deadline, link.queue.send(text))
+                .await
+                .is_ok_and(|sent| sent.is_ok())
+            {
+                link.queued += 1;
+                link.resends += 1;
+            }
+        }
     }
     if let Some(k) = next {
         // The connection ended for good with messages still due.
@@ -538,6 +570,21 @@ pub(crate) async fn drive(
         reader.example(format!("{label}: {why}"));
     }
     reader.finish()
+}
+
+/// Message `k` of `user`, as the target's dialect writes it.
+fn message(shared: &Shared, user: u64, k: u64) -> String {
+    let canary = shared.schedule.canary(user, k);
+    let frame = json!({
+        "type": "user_message",
+        "id": canary,
+        "payload": {"content": format!("{} {canary}", shared.content)},
+    });
+    shared
+        .dialect
+        .translate(&frame)
+        .unwrap_or(frame)
+        .to_string()
 }
 
 /// Messages `k`, `k + step`, ... still due in the window.

@@ -775,6 +775,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let mut from_send = first_event.clone();
     let (mut unsent, mut refused, mut untracked) = (0, 0, 0);
     let (mut going_away, mut reconnects, mut in_flight_at_close, mut abrupt) = (0, 0, 0, 0);
+    let mut resent = 0;
     let mut reconnect_h = first_event.clone();
     let mut ended_early: Vec<Instant> = Vec::new();
     let mut counters = Counters::default();
@@ -801,6 +802,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         going_away += stats.going_away;
         abrupt += stats.abrupt;
         reconnects += stats.reconnects;
+        resent += stats.resent;
         in_flight_at_close += stats.lost_at_close;
         let _ = reconnect_h.add(&stats.reconnect);
         if let Some(t) = stats.ended_early {
@@ -860,6 +862,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         closes_going_away: going_away,
         closes_abrupt: abrupt,
         reconnects,
+        resent,
         reconnect_ms: Percentiles::of(&reconnect_h),
         runs_in_flight_at_close: in_flight_at_close,
         runs_lost: counters.lost,
