@@ -25,7 +25,7 @@ const SERVER_FIELDS: [&str; 4] = ["type", "event_id", "timestamp", "payload"];
 const RUN_FIELDS: [&str; 4] = ["user_id", "thread_id", "run_id", "seq"];
 /// The error codes spec v1 defines (`schemas/README.md`): a legacy code equal to one of them
 /// is native, not debt.
-const CANONICAL_CODES: [&str; 9] = [
+const CANONICAL_CODES: [&str; 10] = [
     "invalid_json",
     "not_an_object",
     "unknown_type",
@@ -34,6 +34,7 @@ const CANONICAL_CODES: [&str; 9] = [
     "frame_too_large",
     "thread_not_found",
     "internal_error",
+    "shutting_down",
     "unauthorized",
 ];
 
