@@ -435,3 +435,79 @@ fn objectives_parse_or_say_what_to_write() {
         assert!(e.contains("write success=99.5%"), "{bad}: {e}");
     }
 }
+
+/// A run against the reference router with `fault` on, over the network.
+async fn load_reference_fault(fault: goldenpath_reference::Fault) -> goldenpath::LoadReport {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let config = goldenpath_reference::Config::new("fault-secret").with_fault(fault);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(goldenpath_reference::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let options = LoadOptions {
+        target: Some((
+            Target::new(&url, Vec::new(), None, None).unwrap(),
+            TokenSource::Secret {
+                secret: "fault-secret".into(),
+                claims: tokens::parse_claims(&[]).unwrap(),
+            },
+        )),
+        users: 4,
+        rate: 40.0,
+        duration: Duration::from_millis(500),
+        grace: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let report = goldenpath::load(options).await.expect("the load runs");
+    let _ = stop.send(());
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_dropping_tool_completed_loses_runs_not_order() {
+    // `drop-tool-completed`: every run's tool_completed is dropped before its seq is taken, so
+    // no seq is missing; the call never closed is the frame that never arrived.
+    let report = load_reference_fault(goldenpath_reference::Fault::DropToolCompleted).await;
+    assert!(report.sent > 0, "{}", report.summary());
+    assert_eq!(
+        report.counters.lost,
+        report.expected_runs,
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.counters.out_of_order, 0, "{}", report.summary());
+    assert!(!report.clean());
+}
+
+#[tokio::test]
+async fn the_counter_definitions_of_help_and_report_are_one_text() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_goldenpath"))
+        .args(["load", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, text) in goldenpath::load::COUNTER_DEFINITIONS {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            help.contains(&format!("{name}: {text}")),
+            "--help lacks {name}: {help}"
+        );
+    }
+    let report = goldenpath::load(LoadOptions {
+        users: 2,
+        rate: 10.0,
+        duration: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    for (name, text) in goldenpath::load::COUNTER_DEFINITIONS {
+        assert_eq!(json["definitions"][name], *text, "{name}");
+    }
+}
