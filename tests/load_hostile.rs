@@ -50,6 +50,9 @@ enum Hostile {
     DiesMidRun,
     /// Answers the upgrade request one byte a second.
     Trickle,
+    /// Greets, then never reads again (its receive buffer fills, the client's writes block)
+    /// while it keeps sending a frame every 50 ms.
+    NeverReads,
 }
 
 /// What one run of the binary did.
@@ -77,6 +80,11 @@ impl Outcome {
 
 /// Run `goldenpath load` against `url`: bounded, with its RSS sampled from /proc.
 async fn load(url: &str, users: u32) -> Outcome {
+    load_with(url, users, &["--rate", "20"]).await
+}
+
+/// [`load`] with extra flags.
+async fn load_with(url: &str, users: u32, extra: &[&str]) -> Outcome {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_goldenpath"))
         .args([
             "load",
@@ -86,8 +94,6 @@ async fn load(url: &str, users: u32) -> Outcome {
             "hostile-secret",
             "--users",
             &users.to_string(),
-            "--rate",
-            "20",
             "--duration",
             &DURATION_S.to_string(),
             "--grace",
@@ -95,6 +101,7 @@ async fn load(url: &str, users: u32) -> Outcome {
             "--timeout",
             &TIMEOUT_S.to_string(),
         ])
+        .args(extra)
         .env_remove("GOLDENPATH_JWT_SECRET")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -288,6 +295,14 @@ async fn websocket(
         return;
     }
     let mut event = n * 1_000_000;
+    if kind == Hostile::NeverReads {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if ws.send(Message::text("tick")).await.is_err() {
+                return;
+            }
+        }
+    }
     if kind == Hostile::Flood {
         // Never read; a fresh run id on every frame, so that tracking them would grow.
         for i in 0.. {
@@ -468,4 +483,25 @@ async fn a_trickling_server_is_unreachable_within_the_timeout() {
     let url = hostile(Hostile::Trickle).await;
     let out = load(&url, 1).await;
     assert_unreachable_in_one_line(&out, &url, "no answer");
+}
+
+#[tokio::test]
+async fn a_server_that_never_reads_cannot_stop_the_reads_or_the_deadline() {
+    let url = hostile(Hostile::NeverReads).await;
+    // 100 KiB messages at 100/s: the socket buffers fill within the second, the writes block.
+    let content = "x".repeat(100 * 1024);
+    let out = load_with(&url, 1, &["--rate", "100", "--content", &content]).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.verdict().starts_with("NOT CLEAN:"), "{}", out.all());
+    let unsent: u64 = out
+        .stdout
+        .split(" unsent")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(unsent > 0, "the blocked writes are unsent: {}", out.all());
+    // The ticks kept being read while the writes were stuck.
+    assert!(out.stdout.contains("schema-invalid"), "{}", out.all());
+    assert_bounded(&out);
 }

@@ -306,7 +306,13 @@ impl Link {
                 }
             }
             Ok(_) => {}
-            Err(_) => writer.abort(),
+            Err(_) => {
+                writer.abort();
+                // The message it was stuck on was counted before its write: it never went.
+                let _ = written.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                    Some(w.saturating_sub(1))
+                });
+            }
         }
         queued.saturating_sub(written.load(Ordering::Acquire))
     }
@@ -532,6 +538,8 @@ pub(crate) async fn drive(
             resend.sort_unstable();
         }
         let reconnected = match &shared.reconnect {
+            // Idle connections are held for the whole duration: they come back until its end.
+            Some(r) if idle => r.reopen(&user_name, deadline).await,
             Some(r) if next.is_some() => r.reopen(&user_name, send_end).await,
             Some(r) if !resend.is_empty() => r.reopen(&user_name, deadline).await,
             _ => None,
