@@ -511,3 +511,41 @@ async fn the_counter_definitions_of_help_and_report_are_one_text() {
         assert_eq!(json["definitions"][name], *text, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_that_fails_or_reaches_nothing_is_no_pass() {
+    let report = goldenpath::load(LoadOptions {
+        users: 2,
+        rate: 10.0,
+        duration: Duration::from_millis(600),
+        restart: Some(goldenpath::load::Restart {
+            command: "exit 3".into(),
+            at: Duration::from_millis(100),
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let restart = report.restart.as_ref().expect("a restart section");
+    assert_eq!(restart.exit, Some(3));
+    assert_eq!(restart.runs_lost, 0);
+    let verdicts: Vec<(&str, &str)> = restart
+        .requirements
+        .iter()
+        .map(|r| (r.id.as_str(), r.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("GP-DEPLOY-001", "unjudged"),
+            ("GP-DEPLOY-002", "pass"),
+            ("GP-DEPLOY-003", "unjudged")
+        ]
+    );
+    assert!(!report.clean(), "{}", report.summary());
+    let verdict = report.summary().lines().last().unwrap_or("").to_owned();
+    assert_eq!(
+        verdict,
+        "NOT CLEAN: rolling restart: GP-DEPLOY-001 unjudged, GP-DEPLOY-003 unjudged, the restart command exited 3"
+    );
+}

@@ -552,8 +552,13 @@ impl LoadReport {
                 if r.met { "met" } else { "MISSED" }
             );
         }
+        let restart_failure = self.restart.as_ref().and_then(RestartReport::failure);
         let verdict = if let Some(gone) = self.went_away() {
             format!("NOT CLEAN: {gone}")
+        } else if let (true, 0, Some(why)) =
+            (self.counters.is_zero(), self.disconnects, &restart_failure)
+        {
+            format!("NOT CLEAN: {why}")
         } else if self.clean() {
             "CLEAN: every correctness counter is 0".to_owned()
         } else if self.counters.is_zero() {

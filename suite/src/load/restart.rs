@@ -105,9 +105,29 @@ pub struct RestartReport {
 }
 
 impl RestartReport {
-    /// Whether no `GP-DEPLOY` requirement failed.
+    /// Whether the restart command exited 0 and every `GP-DEPLOY` requirement passed (one
+    /// left unjudged, because the restart never reached the load's connections, is no pass).
     pub fn passed(&self) -> bool {
-        self.requirements.iter().all(|r| r.verdict != "fail")
+        self.exit == Some(0) && self.requirements.iter().all(|r| r.verdict == "pass")
+    }
+
+    /// Why the restart did not pass, in one line (`None` when it passed).
+    pub fn failure(&self) -> Option<String> {
+        if self.passed() {
+            return None;
+        }
+        let mut why: Vec<String> = self
+            .requirements
+            .iter()
+            .filter(|r| r.verdict != "pass")
+            .map(|r| format!("{} {}", r.id, r.verdict))
+            .collect();
+        match self.exit {
+            Some(0) => {}
+            Some(code) => why.push(format!("the restart command exited {code}")),
+            None => why.push("the restart command did not finish".to_owned()),
+        }
+        Some(format!("rolling restart: {}", why.join(", ")))
     }
 
     pub(crate) fn summary(&self) -> String {
