@@ -172,6 +172,11 @@ async fn a_reference_that_drains_loses_no_run_in_a_rolling_restart() {
         restart["reconnects"].as_u64() >= restart["closes_going_away"].as_u64(),
         "{out}"
     );
+    assert!(!out.contains(SECRET), "the secret is redacted:\n{out}");
+    assert!(
+        !report.to_string().contains(SECRET),
+        "the secret is redacted from the JSON report"
+    );
     for id in ["GP-DEPLOY-001", "GP-DEPLOY-002", "GP-DEPLOY-003"] {
         assert_eq!(verdict(&report, id), "pass", "{id}:\n{out}");
     }

@@ -402,6 +402,7 @@ async fn a_server_that_never_upgrades_is_unreachable_within_the_timeout() {
     let url = hostile(Hostile::NeverUpgrade).await;
     let out = load(&url, 2).await;
     assert_unreachable_in_one_line(&out, &url, "no answer");
+    assert!(out.stderr.contains("within 2.0 s"), "{}", out.all());
 }
 
 #[tokio::test]
@@ -424,6 +425,7 @@ async fn a_server_that_accepts_and_never_sends_opens_no_connection() {
         "{}",
         out.all()
     );
+    assert!(line.contains(&url), "the line names the URL: {}", out.all());
 }
 
 #[tokio::test]

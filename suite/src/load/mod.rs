@@ -119,12 +119,15 @@ impl Default for LoadOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The target could not be reached (exit 3).
-    #[error("target unreachable: {0}")]
+    #[error("target unreachable: {}", unreachable(.0))]
     Unreachable(#[from] ConnectError),
     /// Connections were refused or broke during the connect phase: lower `--users` /
-    /// `--connections-per-user`, raise the server's limits or `ulimit -n` (exit 2).
-    #[error("{failed} of {wanted} connection(s) could not be opened; the first: {first}")]
+    /// `--connections-per-user`, raise the server's limits or `ulimit -n` (exit 2; exit 3 when
+    /// none could be opened).
+    #[error("{failed} of {wanted} connection(s) to {url} could not be opened; the first: {first}")]
     Connect {
+        /// The URL (secrets redacted).
+        url: String,
         /// Connections wanted.
         wanted: usize,
         /// Connections that failed.
@@ -632,6 +635,16 @@ impl Reconnect {
     }
 }
 
+/// A connection error, with its timeout as a human duration.
+fn unreachable(e: &ConnectError) -> String {
+    match e {
+        ConnectError::Timeout { url, timeout } => {
+            format!("no answer from {url} within {}", human(*timeout))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A human duration: `850 ms`, `2.3 s`, `1 min 5 s`.
 pub(crate) fn human(d: Duration) -> String {
     let ms = d.as_millis();
@@ -742,6 +755,12 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
 
     // Run phase.
     schedule.t0 = Instant::now() + Duration::from_millis(20);
+    // The secret the tokens are minted with, to keep it out of the report (a restart command
+    // may well carry it).
+    let secret = match &tokens {
+        TokenSource::Secret { secret, .. } => Some(secret.clone()),
+        _ => None,
+    };
     let reconnect = options.restart.as_ref().map(|_| Reconnect {
         target: target.clone(),
         tokens: Arc::new(tokens),
@@ -860,7 +879,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         .flatten()
         .map(|t| t.saturating_duration_since(schedule.t0).as_secs_f64());
     let restart = restart_outcome.map(|outcome| RestartReport {
-        command: outcome.command,
+        command: restart::redact(&outcome.command, secret.as_deref()),
         at_s: outcome.at.as_secs_f64(),
         exit: outcome.exit,
         took_s: outcome.took.map(|d| d.as_secs_f64()),
@@ -991,6 +1010,7 @@ async fn connect_all(
     }
     if failed > 0 {
         return Err(LoadError::Connect {
+            url: target.display_url(),
             wanted,
             failed,
             first: first_failure.unwrap_or_default(),

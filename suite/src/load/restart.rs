@@ -58,6 +58,27 @@ pub(crate) async fn run(restart: Restart, t0: Instant, deadline: Instant, url: S
     }
 }
 
+/// `command` as reports show it: the `known` secret, and the value of every `--jwt-secret`
+/// flag, replaced by `[redacted]`.
+pub(crate) fn redact(command: &str, known: Option<&str>) -> String {
+    let mut out = match known.filter(|k| k.len() >= 4) {
+        Some(k) => command.replace(k, "[redacted]"),
+        None => command.to_owned(),
+    };
+    for flag in ["--jwt-secret=", "--jwt-secret "] {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(flag) {
+            let start = from + at + flag.len();
+            let end = out[start..]
+                .find(char::is_whitespace)
+                .map_or(out.len(), |e| start + e);
+            out.replace_range(start..end, "[redacted]");
+            from = start + "[redacted]".len();
+        }
+    }
+    out
+}
+
 /// A `GP-DEPLOY` requirement as the restart judged it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeployVerdict {
@@ -76,9 +97,11 @@ pub struct RestartReport {
     pub command: String,
     /// When it ran, seconds from the start of the schedule.
     pub at_s: f64,
-    /// Its exit code (`None`: killed at the run's end, or it could not start).
+    /// Its exit code (absent: killed at the run's end, or it could not start).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
-    /// How long it ran, in seconds.
+    /// How long it ran, in seconds (absent when it did not end by itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub took_s: Option<f64>,
     /// Connections the server closed with 1001 (going away).
     pub closes_going_away: u64,
@@ -213,4 +236,22 @@ pub(crate) fn judge(r: &RestartReport) -> Vec<DeployVerdict> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn secrets_never_reach_the_report() {
+        assert_eq!(
+            redact("restart.sh --jwt-secret hunter22 --x", None),
+            "restart.sh --jwt-secret [redacted] --x"
+        );
+        assert_eq!(
+            redact("A=hunter22 x --jwt-secret=hunter22", Some("hunter22")),
+            "A=[redacted] x --jwt-secret=[redacted]"
+        );
+        assert_eq!(redact("plain", Some("s")), "plain");
+    }
 }
