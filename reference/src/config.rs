@@ -208,6 +208,11 @@ pub struct ServeArgs {
     /// runs reach its connections on every instance, and threads are owned across them.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// Bind with SO_REUSEPORT, so that several instances share one address and the kernel
+    /// spreads connections over those listening: a rolling restart stops one while the others
+    /// serve (unix only).
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Switch on one deliberately broken behaviour, to see a conformance suite fail it (the
     /// faults and the requirements each breaks: KILL_MATRIX.md).
     #[cfg(feature = "faults")]

@@ -256,6 +256,9 @@ pub enum Fault {
     /// Thread ownership is kept in each instance's memory: the owner is refused its own thread
     /// through any instance but the one that created it.
     ThreadOwnershipPerInstance,
+    // ---- deploys (judged by `goldenpath load --restart-cmd`, not by `check`) ---------------
+    /// On SIGTERM the process exits at once: no drain, no close 1001, the runs in flight cut.
+    ExitWithoutDrain,
 }
 
 #[cfg(feature = "faults")]
@@ -410,6 +413,8 @@ impl Fault {
             // under concurrency too (GP-ISO-012).
             LocalDeliveryOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
             ThreadOwnershipPerInstance => &["GP-ISO-011"],
+            // Only a deploy shows it: `check` fails none of these (`tests/deploy.rs` proves them).
+            ExitWithoutDrain => &["GP-DEPLOY-001", "GP-DEPLOY-002"],
         }
     }
 
@@ -446,7 +451,8 @@ mod tests {
             assert!(!fault.breaks().is_empty(), "{name} breaks nothing");
             for id in fault.breaks() {
                 assert!(
-                    goldenpath_spec::catalogue::requirement(id).is_some(),
+                    goldenpath_spec::catalogue::requirement(id).is_some()
+                        || goldenpath_spec::catalogue::load_requirement(id).is_some(),
                     "{name} declares {id}, which is no requirement"
                 );
             }

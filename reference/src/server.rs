@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     /// Cancelled when the drain is over: connections close with 1001, runs stop.
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the drain begins: a `user_message` is refused with `shutting_down`
+    /// instead of starting a run the drain would have to cut (GP-DEPLOY-002).
+    pub(crate) draining: CancellationToken,
     /// Every connection and run task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
     /// The runs in flight, so that shutdown can let them finish (up to [`Config::drain`]).
@@ -96,6 +99,7 @@ pub async fn serve(
         threads: Threads::default(),
         metrics,
         shutdown: CancellationToken::new(),
+        draining: CancellationToken::new(),
         tasks: TaskTracker::new(),
         runs: TaskTracker::new(),
         config,
@@ -130,6 +134,11 @@ pub async fn serve(
     let result = tokio::select! {
         result = &mut http => result,
         () = shutdown => {
+            if fault_on!(shared.faults, ExitWithoutDrain) {
+                // Gone at once: no drain, no 1001; the process exit drops every socket.
+                http.abort();
+                return Ok(());
+            }
             stopping.cancel();
             drain(&shared, &mut http).await;
             return Ok(());
@@ -156,6 +165,7 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
 async fn drain(shared: &Shared, http: &mut tokio::task::JoinHandle<std::io::Result<()>>) {
     let started = tokio::time::Instant::now();
     let drain_deadline = started + shared.config.drain;
+    shared.draining.cancel();
     shared.runs.close();
     if tokio::time::timeout_at(drain_deadline, shared.runs.wait())
         .await

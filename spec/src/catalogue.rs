@@ -47,6 +47,8 @@ pub const FEATURE_FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/f
 
 /// The table of requirements: the name of the markers it sits between.
 const REQUIREMENTS_TABLE: &str = "requirements";
+/// The table of the requirements only `load --restart-cmd` judges.
+const LOAD_REQUIREMENTS_TABLE: &str = "load-requirements";
 /// The table of families: the name of the markers it sits between.
 const FAMILIES_TABLE: &str = "families";
 
@@ -178,7 +180,7 @@ pub struct Requirement {
 /// Every requirement of the catalogue, in its order.
 pub fn requirements() -> &'static [Requirement] {
     static REQUIREMENTS: OnceLock<Vec<Requirement>> = OnceLock::new();
-    REQUIREMENTS.get_or_init(|| parse(CATALOGUE))
+    REQUIREMENTS.get_or_init(|| parse(CATALOGUE, REQUIREMENTS_TABLE))
 }
 
 /// The requirement with this id, if the catalogue has one.
@@ -186,10 +188,24 @@ pub fn requirement(id: &str) -> Option<&'static Requirement> {
     requirements().iter().find(|r| r.id == id)
 }
 
-/// Reads the requirement table. The catalogue is embedded and tested, so a row this cannot read
+/// The requirements only a deploy shows (`GP-DEPLOY-*`): judged by `goldenpath load
+/// --restart-cmd`, never by `check`, so not among [`requirements`]. Their table (between
+/// `<!-- load-requirements:start -->` and `<!-- load-requirements:end -->`) says in its last
+/// column what judges them.
+pub fn load_requirements() -> &'static [Requirement] {
+    static REQUIREMENTS: OnceLock<Vec<Requirement>> = OnceLock::new();
+    REQUIREMENTS.get_or_init(|| parse(CATALOGUE, LOAD_REQUIREMENTS_TABLE))
+}
+
+/// The requirement judged by `load --restart-cmd` with this id, if there is one.
+pub fn load_requirement(id: &str) -> Option<&'static Requirement> {
+    load_requirements().iter().find(|r| r.id == id)
+}
+
+/// Reads a requirement table. The catalogue is embedded and tested, so a row this cannot read
 /// is a bug of this crate: it panics, naming the row.
-fn parse(catalogue: &'static str) -> Vec<Requirement> {
-    rows(catalogue, REQUIREMENTS_TABLE)
+fn parse(catalogue: &'static str, table: &str) -> Vec<Requirement> {
+    rows(catalogue, table)
         .map(|(line, cells)| {
             let [id, level, text, _scenarios] = cells[..] else {
                 panic!("a requirement row has 4 cells (id, level, requirement, scenarios): {line}");
@@ -251,6 +267,22 @@ mod tests {
         assert_eq!(families()[0].tag, "connection");
         assert_eq!(family_of_ids("ROUTE").map(|f| f.tag), Some("routing"));
         assert!(family_of_tag("nope").is_none());
+    }
+
+    #[test]
+    fn deploy_requirements_are_their_own_family_judged_by_load_only() {
+        let deploy = load_requirements();
+        assert!(deploy.len() >= 3, "GP-DEPLOY-001..003");
+        for r in deploy {
+            assert_eq!(r.family, "DEPLOY", "{}", r.id);
+            assert!(requirement(r.id).is_none(), "{} is in both tables", r.id);
+        }
+        let ids: BTreeSet<_> = deploy.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), deploy.len(), "an id appears twice");
+        assert_eq!(
+            load_requirement("GP-DEPLOY-001").map(|r| r.level),
+            Some(Level::Must)
+        );
     }
 
     #[test]

@@ -197,6 +197,16 @@ impl Machine {
         &self.seq.field
     }
 
+    /// The `seq` of a run's first frame, and the step between consecutive frames.
+    pub fn seq_numbering(&self) -> (i64, i64) {
+        (self.seq.first, self.seq.step)
+    }
+
+    /// The requirement a wrong `seq` breaks (`GP-SEQ-006`).
+    pub fn seq_requirement(&self) -> &str {
+        &self.seq.requirement
+    }
+
     /// The requirement a run breaks by never reaching its terminal event (`GP-SEQ-008`): the
     /// one [`RunTracker::finish`] names, which only a live wait can decide.
     pub fn unfinished_requirement(&self) -> &str {

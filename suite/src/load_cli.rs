@@ -1,8 +1,8 @@
 //! `goldenpath load`: flags → load options → run → report → exit code.
 
 use clap::Args;
-use goldenpath::load::{Live, Phase, Slo};
-use goldenpath::{LoadError, LoadOptions, Target, TokenSource, tokens};
+use goldenpath::load::{Live, Phase, Restart, Slo};
+use goldenpath::{LoadOptions, Target, TokenSource, tokens};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Exit codes: 0 every correctness counter is 0 and every `--slo` met, 1 otherwise, 2 usage or
-/// configuration error, 3 target unreachable.
+/// Exit codes: 0 every correctness counter is 0, every connection lasted the run, every `--slo`
+/// met and (with `--restart-cmd`) every GP-DEPLOY requirement held; 1 otherwise (a target that
+/// went away mid-run says "target went away at t=..."); 2 usage or configuration error; 3 target
+/// unreachable, not a WebSocket endpoint, or no connection could be opened.
 #[derive(Debug, Args)]
+#[command(after_long_help = goldenpath::load::counter_help())]
 pub(crate) struct LoadArgs {
     /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
     /// is started on 127.0.0.1 and loaded.
@@ -88,6 +91,17 @@ pub(crate) struct LoadArgs {
     /// frame), p99=10ms (user_message → agent_started; also p50, p90, p999, max). Repeatable.
     #[arg(long = "slo", value_name = "NAME=VALUE")]
     slos: Vec<String>,
+    /// Rolling restart: run this shell command (sh -c) while the load goes on, e.g. a script
+    /// that restarts one instance (GOLDENPATH_LOAD_URL is in its environment). Connections the
+    /// server closes reconnect with a backoff (50 ms doubling to 1 s); the report counts the
+    /// closes with 1001, the reconnect time, the runs lost and refused, and judges GP-DEPLOY-001
+    /// to 003. See MIGRATING.md, "Rolling restart".
+    #[arg(long, value_name = "CMD")]
+    restart_cmd: Option<String>,
+    /// When to run --restart-cmd, in seconds from the start of the sends (default: a third of
+    /// --duration).
+    #[arg(long, value_name = "SECS", requires = "restart_cmd")]
+    restart_at: Option<f64>,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -128,6 +142,19 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
+    let restart = match (&args.restart_cmd, args.restart_at) {
+        (None, _) => None,
+        (Some(command), at) => {
+            let at = at.unwrap_or(args.duration / 3.0);
+            if !(at >= 0.0 && at < args.duration) {
+                return usage("--restart-at must be at least 0 and less than --duration");
+            }
+            Some(Restart {
+                command: command.clone(),
+                at: Duration::from_secs_f64(at),
+            })
+        }
+    };
     let live = Arc::new(Live::default());
     let options = LoadOptions {
         target,
@@ -142,6 +169,7 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         connect_timeout: timeout,
         live: Some(live.clone()),
         dialect,
+        restart,
     };
     let wanted = (args.users * args.connections_per_user) as u64;
     let progress = progress(live, wanted, args.rate * args.duration);
@@ -152,9 +180,9 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
     }
     let mut report = match result {
         Ok(r) => r,
-        Err(e @ LoadError::Unreachable(_)) => {
+        Err(e) if e.exit_code() == 3 => {
             eprintln!("goldenpath load: {e}");
-            return ExitCode::from(e.exit_code());
+            return ExitCode::from(3);
         }
         Err(e) => return usage(e),
     };

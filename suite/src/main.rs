@@ -74,7 +74,12 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: goldenpath_reference::ServeArgs) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let bound = if args.reuse_port {
+        bind_reusing_port(args.listen)
+    } else {
+        tokio::net::TcpListener::bind(args.listen).await
+    };
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             eprintln!("goldenpath serve: cannot listen on {}: {e}", args.listen);
@@ -103,6 +108,20 @@ async fn serve(args: goldenpath_reference::ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A listener on `addr` that other processes may bind too (SO_REUSEPORT).
+fn bind_reusing_port(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -48,6 +48,12 @@ enum Fault {
     Gap,
     /// The timestamp is not RFC 3339.
     BadSchema,
+    /// Every run's `agent_thinking` is dropped after its `seq` was taken: one event lost
+    /// mid-run.
+    DropEvent,
+    /// Every run also goes to the next user's connection, rewritten as that user's: only the
+    /// canary tells.
+    Steal,
 }
 
 type Peers =
@@ -136,6 +142,14 @@ async fn faulty_server(fault: Fault) -> String {
                         ("agent_completed", json!({"result": {"text": "ok"}})),
                     ];
                     let mut seq = 0;
+                    let neighbour = if fault == Fault::Steal {
+                        let p = peers.lock().unwrap();
+                        p.get((index + 1) % p.len())
+                            .filter(|_| p.len() > 1)
+                            .cloned()
+                    } else {
+                        None
+                    };
                     for (kind, payload) in events {
                         seq += if fault == Fault::Gap && kind == "tool_executing" {
                             2
@@ -143,9 +157,22 @@ async fn faulty_server(fault: Fault) -> String {
                             1
                         };
                         event += 1;
-                        let mut text = frame(kind, event, Some((&user, &run, seq)), payload);
+                        let mut text =
+                            frame(kind, event, Some((&user, &run, seq)), payload.clone());
                         if fault == Fault::BadSchema && kind == "agent_thinking" {
                             text = text.replace("2026-01-01T00:00:00Z", "yesterday");
+                        }
+                        if let Some((other, to)) = &neighbour {
+                            let stolen = frame(
+                                kind,
+                                event + 500_000,
+                                Some((other, &run, seq)),
+                                payload.clone(),
+                            );
+                            let _ = to.send(stolen);
+                        }
+                        if fault == Fault::DropEvent && kind == "agent_thinking" {
+                            continue;
                         }
                         let copies = if fault == Fault::Duplicate && kind == "agent_thinking" {
                             2
@@ -239,8 +266,40 @@ async fn each_counter_can_fail() {
         dropped.expected_runs - dropped.completed_runs
     );
 
+    // A skipped `seq` is a frame that never arrived: lost, not out of order.
     let gap = load_faulty(Fault::Gap).await;
-    assert!(gap.counters.out_of_order > 0, "{}", gap.summary());
+    assert_eq!(gap.counters.lost, gap.expected_runs, "{}", gap.summary());
+    assert_eq!(gap.counters.out_of_order, 0, "{}", gap.summary());
+
+    // One event dropped mid-run: each run counts once, as lost; the state machine's complaint
+    // (the tool call's order is fine, the seq is not) is not also out of order.
+    let dropped_event = load_faulty(Fault::DropEvent).await;
+    assert!(dropped_event.sent > 0);
+    assert_eq!(
+        dropped_event.counters.lost,
+        dropped_event.expected_runs,
+        "{}",
+        dropped_event.summary()
+    );
+    assert_eq!(
+        dropped_event.counters.out_of_order,
+        0,
+        "{}",
+        dropped_event.summary()
+    );
+    assert_eq!(dropped_event.successful_runs, 0);
+
+    // A stolen run: its frames are misrouted (all but those that come after the neighbour's
+    // connection left), none delivered or out of order.
+    let stolen = load_faulty(Fault::Steal).await;
+    assert!(
+        stolen.counters.misrouted >= stolen.sent * 4,
+        "{}",
+        stolen.summary()
+    );
+    assert_eq!(stolen.events, stolen.sent * 5, "{}", stolen.summary());
+    assert_eq!(stolen.counters.out_of_order, 0, "{}", stolen.summary());
+    assert_eq!(stolen.counters.lost, 0, "{}", stolen.summary());
 
     let bad = load_faulty(Fault::BadSchema).await;
     assert_eq!(bad.counters.schema_invalid, bad.sent, "{}", bad.summary());
@@ -375,4 +434,118 @@ fn objectives_parse_or_say_what_to_write() {
         let e = bad.parse::<Slo>().unwrap_err().to_string();
         assert!(e.contains("write success=99.5%"), "{bad}: {e}");
     }
+}
+
+/// A run against the reference router with `fault` on, over the network.
+async fn load_reference_fault(fault: goldenpath_reference::Fault) -> goldenpath::LoadReport {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let config = goldenpath_reference::Config::new("fault-secret").with_fault(fault);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(goldenpath_reference::serve(listener, config, async {
+        let _ = stopped.await;
+    }));
+    let options = LoadOptions {
+        target: Some((
+            Target::new(&url, Vec::new(), None, None).unwrap(),
+            TokenSource::Secret {
+                secret: "fault-secret".into(),
+                claims: tokens::parse_claims(&[]).unwrap(),
+            },
+        )),
+        users: 4,
+        rate: 40.0,
+        duration: Duration::from_millis(500),
+        grace: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let report = goldenpath::load(options).await.expect("the load runs");
+    let _ = stop.send(());
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_dropping_tool_completed_loses_runs_not_order() {
+    // `drop-tool-completed`: every run's tool_completed is dropped before its seq is taken, so
+    // no seq is missing; the call never closed is the frame that never arrived.
+    let report = load_reference_fault(goldenpath_reference::Fault::DropToolCompleted).await;
+    assert!(report.sent > 0, "{}", report.summary());
+    assert_eq!(
+        report.counters.lost,
+        report.expected_runs,
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.counters.out_of_order, 0, "{}", report.summary());
+    assert!(!report.clean());
+}
+
+#[tokio::test]
+async fn the_counter_definitions_of_help_and_report_are_one_text() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_goldenpath"))
+        .args(["load", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, text) in goldenpath::load::COUNTER_DEFINITIONS {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            help.contains(&format!("{name}: {text}")),
+            "--help lacks {name}: {help}"
+        );
+    }
+    let report = goldenpath::load(LoadOptions {
+        users: 2,
+        rate: 10.0,
+        duration: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    for (name, text) in goldenpath::load::COUNTER_DEFINITIONS {
+        assert_eq!(json["definitions"][name], *text, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_that_fails_or_reaches_nothing_is_no_pass() {
+    let report = goldenpath::load(LoadOptions {
+        users: 2,
+        rate: 10.0,
+        duration: Duration::from_millis(600),
+        restart: Some(goldenpath::load::Restart {
+            command: "exit 3".into(),
+            at: Duration::from_millis(100),
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let restart = report.restart.as_ref().expect("a restart section");
+    assert_eq!(restart.exit, Some(3));
+    assert_eq!(restart.runs_lost, 0);
+    let verdicts: Vec<(&str, &str)> = restart
+        .requirements
+        .iter()
+        .map(|r| (r.id.as_str(), r.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("GP-DEPLOY-001", "unjudged"),
+            ("GP-DEPLOY-002", "pass"),
+            ("GP-DEPLOY-003", "unjudged")
+        ]
+    );
+    assert!(!report.clean(), "{}", report.summary());
+    let verdict = report.summary().lines().last().unwrap_or("").to_owned();
+    assert_eq!(
+        verdict,
+        "NOT CLEAN: rolling restart: GP-DEPLOY-001 unjudged, GP-DEPLOY-003 unjudged, the restart command exited 3"
+    );
 }

@@ -39,6 +39,16 @@ pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
     }
     let shared = sender.shared;
     let faults = shared.faults;
+    if shared.draining.is_cancelled() {
+        // A run started now would be cut by the drain: refuse it, explicitly (GP-DEPLOY-002).
+        let mut refusal = Refusal::new(
+            ErrorCode::ShuttingDown,
+            "the server is draining for a restart: reconnect and send again".to_owned(),
+        );
+        refusal.request_type = Some("user_message".into());
+        refusal.request_id = message.id;
+        return sender.refuse(&refusal);
+    }
     let thread_id = match message.payload.thread_id {
         Some(thread) if fault_on!(faults, PostIntoAnyThread) => thread,
         Some(thread) => match shared

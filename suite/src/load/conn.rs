@@ -1,17 +1,27 @@
 //! One load connection: sends its share of the schedule and checks every frame it receives.
 //!
-//! Each frame is checked on arrival, cheaply enough to keep up with the server:
+//! Each frame is checked on arrival, cheaply enough to keep up with the server; the counters
+//! are defined once, in [`COUNTER_DEFINITIONS`](super::COUNTER_DEFINITIONS). In short:
 //!
 //! - **schema-invalid**: not one JSON object, not a server type of spec v1, or invalid against
 //!   its schema (`goldenpath_spec::schema::validate`);
 //! - **duplicated**: an `event_id` already seen on this connection, or a second completion of
 //!   the same message's run;
-//! - **misrouted**: a frame whose `user_id`, `request_id` or content canary names another user;
-//! - **out of order**: a run frame the run's state machine
-//!   (`goldenpath_spec::machine::RunTracker`) refuses (`seq`, pairing, first/terminal event),
-//!   or any frame of a run that already ended;
-//! - **lost** is counted at the end: a message of this connection's user whose run did not
-//!   complete here before the grace period ran out.
+//! - **misrouted**: a frame whose `user_id`, `request_id` or content canary names another user,
+//!   and every later frame of that run; such a frame is never also counted as delivered;
+//! - **out of order**: a run frame that arrived after a later one of its run, repeats a `seq`,
+//!   or that the run's state machine (`goldenpath_spec::machine::RunTracker`) refuses (pairing,
+//!   first/terminal event), or any frame of a run that already ended;
+//! - **lost** is judged at the end: a message of this connection's user whose run did not
+//!   reach its terminal event here before the grace period ran out, or whose run arrived with a
+//!   frame missing (a `seq` never received, a tool call never closed). A run with a frame
+//!   missing counts once, as lost: the state machine's complaints it causes are not also out of
+//!   order.
+//!
+//! Reading and writing never wait on each other: the socket is split, a writer task sends the
+//! queued messages, and the reader's loop is not biased, so a flood of frames cannot starve the
+//! schedule or the deadline, and a server that stops reading cannot stop the frames from being
+//! read. Every per-connection memory is bounded ([`MAX_TRACKED`]).
 //!
 //! Through a non-canonical dialect, each frame is first normalized as `check` does (frames
 //! the dialect ignores are skipped), and messages go out through its outbound rules. A run
@@ -19,14 +29,19 @@
 //! connection's oldest message still unanswered: with several connections per user, such runs
 //! count on the other tabs without a message, so use one connection per user there.
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use goldenpath_spec::machine::RunTracker;
 use goldenpath_spec::{Direction, MessageType, schema};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -37,6 +52,21 @@ use crate::target::WsStream;
 /// The most anomalies one connection keeps as examples.
 const MAX_EXAMPLES: usize = 3;
 
+/// The most ids (event ids, ended and misrouted run ids) one connection remembers: beyond it
+/// the oldest are forgotten (a duplicate of a forgotten id goes unseen), so a flooding server
+/// cannot grow the generator's memory.
+const MAX_TRACKED: usize = 8192;
+
+/// The most runs one connection tracks at once; frames of further runs are counted as
+/// untracked (and their messages, never completed, as lost).
+const MAX_OPEN_RUNS: usize = 1024;
+
+/// The most `seq` values one run keeps.
+const MAX_SEQS: usize = 1024;
+
+/// Messages queued for the writer task before the schedule waits.
+const WRITE_QUEUE: usize = 8;
+
 /// What one connection saw.
 pub(crate) struct ConnStats {
     /// From the intended send time to `agent_started`, in microseconds.
@@ -46,15 +76,15 @@ pub(crate) struct ConnStats {
     /// From the actual send time to `agent_started`, on the sending connection, in
     /// microseconds: the server's share without the generator's timer slack.
     pub(crate) first_event_from_send: Histogram<u64>,
-    /// Messages due that were never sent: the sends fell behind and the duration ran out.
+    /// Messages due that were never written to the socket.
     pub(crate) unsent: u64,
     /// The correctness counters.
     pub(crate) counters: Counters,
-    /// Run frames received.
+    /// Run frames received (of this connection's user).
     pub(crate) events: u64,
     /// Runs of this user that completed here.
     pub(crate) completed: u64,
-    /// Messages this connection sent.
+    /// Messages this connection wrote to the socket.
     pub(crate) sent: u64,
     /// The latest a send went out after its intended time, in microseconds.
     pub(crate) max_send_lag_us: u64,
@@ -62,23 +92,135 @@ pub(crate) struct ConnStats {
     pub(crate) last_event: Option<Instant>,
     /// `error` frames the server sent.
     pub(crate) server_errors: u64,
-    /// Whether the connection ended before the run did (close frame or broken stream).
+    /// Messages of this connection the server refused with an `error` frame naming them.
+    pub(crate) refused: u64,
+    /// Whether the connection ended before the run did (close frame or broken stream), why.
     pub(crate) disconnected: Option<String>,
+    /// When the connection ended for good before the run did.
+    pub(crate) ended_early: Option<Instant>,
     /// The first anomalies, with the frame that showed them.
     pub(crate) examples: Vec<String>,
     /// Runs of this user that completed here valid and by `agent_completed`.
     pub(crate) successful: u64,
     /// Runs of this user that ended here in `agent_error`.
     pub(crate) agent_errors: u64,
+    /// Frames not tracked because the bound on open runs was reached.
+    pub(crate) untracked: u64,
+    /// Closes the server sent with code 1001 (going away).
+    pub(crate) going_away: u64,
+    /// Connections the server ended any other way (another code, no close frame, a reset).
+    pub(crate) abrupt: u64,
+    /// Reconnections made (restart mode).
+    pub(crate) reconnects: u64,
+    /// Messages sent again after a close with 1001 because they got no answer at all (restart
+    /// mode).
+    pub(crate) resent: u64,
+    /// From the connection's end to the next one's `connection_established`, in microseconds
+    /// (restart mode).
+    pub(crate) reconnect: Histogram<u64>,
+    /// Messages sent on a connection that then ended whose run never terminated (restart mode
+    /// counts them as lost in the deploy).
+    pub(crate) lost_at_close: u64,
 }
 
-/// One run in progress on this connection.
+/// A bounded set of recently seen ids, by 64-bit hash: the oldest are forgotten first.
+struct Recent {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Recent {
+    fn new() -> Self {
+        Recent {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Insert `h`; whether it was new.
+    fn insert(&mut self, h: u64) -> bool {
+        if !self.set.insert(h) {
+            return false;
+        }
+        self.order.push_back(h);
+        if self.order.len() > MAX_TRACKED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.set.contains(&h)
+    }
+}
+
+/// One run on this connection.
 struct Run {
     tracker: RunTracker,
     /// The message that started it, when it is one of this user's.
     message: Option<u64>,
-    /// Whether the run's state machine refused one of its frames.
+    /// Whether the run's state machine refused one of its frames (`seq` included).
     violated: bool,
+    /// Frames the state machine refused for other reasons than `seq`: out of order, unless a
+    /// missing frame explains them.
+    refused: u64,
+    /// The first of those, as an example.
+    refused_example: Option<String>,
+    /// The `seq` values received.
+    seqs: BTreeSet<i64>,
+    /// Frames that came after a later frame of the run, or repeated a `seq`.
+    reordered: u64,
+    /// Frames that came after the run's terminal event.
+    late: u64,
+    /// Tool calls still open when the terminal event came.
+    open_at_end: usize,
+}
+
+impl Run {
+    fn new() -> Self {
+        Run {
+            tracker: RunTracker::new(),
+            message: None,
+            violated: false,
+            refused: 0,
+            refused_example: None,
+            seqs: BTreeSet::new(),
+            reordered: 0,
+            late: 0,
+            open_at_end: 0,
+        }
+    }
+
+    fn seq(&mut self, seq: i64) {
+        let later = self.seqs.last().is_some_and(|&max| seq < max);
+        if self.seqs.contains(&seq) || later {
+            self.reordered += 1;
+        }
+        if self.seqs.len() < MAX_SEQS {
+            self.seqs.insert(seq);
+        }
+    }
+
+    /// Frames of the run that never arrived: `seq` values missing up to the highest received,
+    /// and tool calls never closed (unless the closing frame came late).
+    fn missing(&self) -> u64 {
+        let (first, step) = goldenpath_spec::machine::machine().seq_numbering();
+        let missing_seqs = match self.seqs.last() {
+            Some(&max) if max >= first && step > 0 && self.seqs.len() < MAX_SEQS => {
+                let expected = ((max - first) / step + 1) as u64;
+                let got = self
+                    .seqs
+                    .iter()
+                    .filter(|&&s| s >= first && (s - first) % step == 0)
+                    .count() as u64;
+                expected.saturating_sub(got)
+            }
+            _ => 0,
+        };
+        missing_seqs + (self.open_at_end as u64).saturating_sub(self.late)
+    }
 }
 
 struct Reader<'a> {
@@ -87,11 +229,15 @@ struct Reader<'a> {
     user_name: &'a str,
     label: String,
     stats: ConnStats,
-    event_ids: HashSet<Box<str>>,
+    hasher: RandomState,
+    event_ids: Recent,
     runs: HashMap<Box<str>, Run>,
-    finished: HashSet<Box<str>>,
+    /// Runs that ended with something to judge at the end (a missing frame may still come).
+    ended: HashMap<Box<str>, Run>,
+    finished: Recent,
+    misrouted_runs: Recent,
     completed: HashSet<u64>,
-    /// Messages this connection sent that have not completed here yet, with their send time.
+    /// Messages this connection queued that have not completed here yet, with their send time.
     outstanding: HashMap<u64, Instant>,
     /// The dialect's normalizer, when the dialect is not the canonical one.
     normalizer: Option<Normalizer>,
@@ -99,9 +245,90 @@ struct Reader<'a> {
     claimed: HashSet<u64>,
 }
 
+/// One open socket: the read half, and the queue of the writer task that owns the write half.
+struct Link {
+    stream: SplitStream<WsStream>,
+    queue: mpsc::Sender<String>,
+    writer: tokio::task::JoinHandle<(SplitSink<WsStream, Message>, Option<String>)>,
+    /// Messages queued on this link.
+    queued: u64,
+    /// Of those, messages sent again (queued first, after a reconnection).
+    resends: u64,
+    /// Messages the writer wrote.
+    written: Arc<AtomicU64>,
+}
+
+impl Link {
+    fn new(ws: WsStream, live: &Arc<Live>) -> Link {
+        let (mut sink, stream) = ws.split();
+        let (queue, mut rx) = mpsc::channel::<String>(WRITE_QUEUE);
+        let written = Arc::new(AtomicU64::new(0));
+        let (w, live) = (written.clone(), live.clone());
+        let writer = tokio::spawn(async move {
+            while let Some(text) = rx.recv().await {
+                // Counted before the write: its run may complete before this task runs again.
+                w.fetch_add(1, Ordering::AcqRel);
+                if let Err(e) = sink.send(Message::text(text)).await {
+                    w.fetch_sub(1, Ordering::AcqRel);
+                    return (sink, Some(format!("send failed: {e}")));
+                }
+                live.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            (sink, None)
+        });
+        Link {
+            stream,
+            queue,
+            writer,
+            queued: 0,
+            resends: 0,
+            written,
+        }
+    }
+
+    /// Stop the writer (waiting at most a moment for what it is writing) and, when `close`,
+    /// close the socket; how many queued messages were never written.
+    async fn end(self, close: bool) -> u64 {
+        let Link {
+            stream,
+            queue,
+            mut writer,
+            queued,
+            written,
+            ..
+        } = self;
+        drop(queue);
+        let bound = Duration::from_secs(1);
+        match tokio::time::timeout(bound, &mut writer).await {
+            Ok(Ok((sink, None))) if close => {
+                if let Ok(mut ws) = sink.reunite(stream) {
+                    let _ = tokio::time::timeout(bound, ws.close(None)).await;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                writer.abort();
+                // The message it was stuck on was counted before its write: it never went.
+                let _ = written.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                    Some(w.saturating_sub(1))
+                });
+            }
+        }
+        queued.saturating_sub(written.load(Ordering::Acquire))
+    }
+}
+
+/// How a link ended.
+enum Ended {
+    /// The run is over (deadline, or everything completed).
+    Done,
+    /// The server closed the connection or it broke.
+    Lost,
+}
+
 /// Drive connection `conn` of user `user` until the run and its grace period are over.
 pub(crate) async fn drive(
-    mut ws: WsStream,
+    ws: WsStream,
     greeting: String,
     shared: Arc<Shared>,
     live: Arc<Live>,
@@ -127,14 +354,26 @@ pub(crate) async fn drive(
             max_send_lag_us: 0,
             last_event: None,
             server_errors: 0,
+            refused: 0,
             disconnected: None,
+            ended_early: None,
             examples: Vec::new(),
             successful: 0,
             agent_errors: 0,
+            untracked: 0,
+            going_away: 0,
+            abrupt: 0,
+            reconnects: 0,
+            resent: 0,
+            reconnect: histogram(),
+            lost_at_close: 0,
         },
-        event_ids: HashSet::new(),
+        hasher: RandomState::new(),
+        event_ids: Recent::new(),
         runs: HashMap::new(),
-        finished: HashSet::new(),
+        ended: HashMap::new(),
+        finished: Recent::new(),
+        misrouted_runs: Recent::new(),
         completed: HashSet::new(),
         outstanding: HashMap::new(),
         normalizer: (!shared.dialect.is_canonical()).then(|| shared.dialect.normalizer(&user_name)),
@@ -157,83 +396,179 @@ pub(crate) async fn drive(
         schedule.t0 + schedule.duration + shared.grace
     };
     let send_end = schedule.t0 + schedule.duration;
-    let far = deadline + std::time::Duration::from_secs(3600);
+    let far = deadline + Duration::from_secs(3600);
+    let mut link = Link::new(ws, &live);
+    let mut written_before = 0;
+    // Whether the link just lost was closed with 1001.
+    let mut went_away_cleanly = false;
     loop {
-        // Sending pauses while this connection has `max_in_flight` runs outstanding: a bound
-        // on what the generator piles up, never on what the latency shows (it counts from the
-        // intended time).
-        if let Some(k) = next
-            && Instant::now() >= send_end
-        {
-            // Behind schedule when the duration ran out: what is left is not offered.
-            let total = schedule.total();
-            reader.stats.unsent = (total.saturating_sub(1) - k) / schedule.step() + 1;
-            next = None;
-            sending = false;
-            shared.senders_left.fetch_sub(1, Ordering::AcqRel);
+        let ended = loop {
+            let now = Instant::now();
+            // Checked first, on every turn: a flood of frames cannot hold the run past it.
+            if now >= deadline {
+                break Ended::Done;
+            }
+            if let Some(k) = next
+                && now >= send_end
+            {
+                // Behind schedule when the duration ran out: what is left is not offered.
+                reader.stats.unsent += remaining(schedule, k);
+                next = None;
+                sending = false;
+                shared.senders_left.fetch_sub(1, Ordering::AcqRel);
+            }
+            if next.is_none() && !idle && reader.done() {
+                break Ended::Done;
+            }
+            // Sending pauses while this connection has `max_in_flight` runs outstanding: a
+            // bound on what the generator piles up, never on what the latency shows (it counts
+            // from the intended time).
+            let due = next
+                .filter(|_| reader.outstanding.len() < shared.max_in_flight)
+                .map(|k| schedule.intended(k));
+            let queue = link.queue.clone();
+            // Not biased: when several branches are ready, tokio picks one at random, so no
+            // branch starves another.
+            tokio::select! {
+                permit = async {
+                    tokio::time::sleep_until(due.unwrap_or(far)).await;
+                    queue.reserve_owned().await
+                }, if due.is_some() => {
+                    let (Some(k), Ok(permit)) = (next, permit) else {
+                        // The writer is gone: its own branch says why.
+                        continue;
+                    };
+                    let sent_at = Instant::now();
+                    permit.send(message(&shared, user, k));
+                    link.queued += 1;
+                    // Counted when queued, before this connection may stop counting among the
+                    // senders: the user's other tabs wait for its run. Unwritten, it is taken
+                    // back when the link ends.
+                    shared.sent_by_user[user as usize].fetch_add(1, Ordering::AcqRel);
+                    let lag = sent_at.saturating_duration_since(schedule.intended(k));
+                    reader.stats.max_send_lag_us =
+                        reader.stats.max_send_lag_us.max(lag.as_micros() as u64);
+                    reader.outstanding.insert(k, sent_at);
+                    next = Some(k + schedule.step()).filter(|&k| schedule.in_window(k));
+                    if next.is_none() {
+                        sending = false;
+                        shared.senders_left.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                frame = link.stream.next() => {
+                    let arrived = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => reader.frame(text.as_str(), arrived, &live),
+                        Some(Ok(Message::Binary(b))) => {
+                            reader.stats.counters.schema_invalid += 1;
+                            reader.example(format!("a binary frame of {} bytes", b.len()));
+                        }
+                        Some(Ok(Message::Close(close))) => {
+                            let code = close.map(|c| u16::from(c.code));
+                            if code == Some(1001) {
+                                reader.stats.going_away += 1;
+                                went_away_cleanly = true;
+                            }
+                            reader.stats.disconnected = Some(match code {
+                                Some(c) => format!("closed by the server with {c}"),
+                                None => "closed by the server without a code".to_owned(),
+                            });
+                            break Ended::Lost;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            reader.stats.disconnected = Some(format!("connection error: {e}"));
+                            break Ended::Lost;
+                        }
+                        None => {
+                            reader.stats.disconnected = Some("the stream ended".into());
+                            break Ended::Lost;
+                        }
+                    }
+                }
+                _ = &mut link.writer => {
+                    reader.stats.disconnected = Some("the connection broke while sending".into());
+                    break Ended::Lost;
+                }
+                // Draining: look again now and then whether every sender is done.
+                _ = tokio::time::sleep(Duration::from_millis(20)), if next.is_none() && !idle => {}
+                _ = tokio::time::sleep_until(deadline) => break Ended::Done,
+            }
+        };
+        let lost_link = matches!(ended, Ended::Lost);
+        if lost_link && !went_away_cleanly {
+            reader.stats.abrupt += 1;
         }
-        let due = next
-            .filter(|_| reader.outstanding.len() < shared.max_in_flight)
-            .map(|k| schedule.intended(k));
-        if next.is_none() && !idle && reader.done() {
+        let going_away = std::mem::take(&mut went_away_cleanly);
+        let written = link.written.clone();
+        let (queued, resends) = (link.queued, link.resends);
+        let unwritten = if link.writer.is_finished() && lost_link {
+            // Its branch has taken the writer's result: the socket is gone anyway.
+            link.queued.saturating_sub(written.load(Ordering::Acquire))
+        } else {
+            link.end(!lost_link).await
+        };
+        // The writer goes in order: the resends, queued first, are the last to be unwritten.
+        let unwritten_resends = unwritten.saturating_sub(queued - resends);
+        reader.stats.unsent += unwritten - unwritten_resends;
+        shared.sent_by_user[user as usize]
+            .fetch_sub(unwritten - unwritten_resends, Ordering::AcqRel);
+        let resent = resends - unwritten_resends;
+        reader.stats.resent += resent;
+        reader.stats.sent = written_before + written.load(Ordering::Acquire) - resent;
+        written_before = reader.stats.sent;
+        if !lost_link {
             break;
         }
-        tokio::select! {
-            biased;
-            _ = tokio::time::sleep_until(due.unwrap_or(far)), if due.is_some() => {
-                let Some(k) = next else { continue };
-                let canary = schedule.canary(user, k);
-                let frame = json!({
-                    "type": "user_message",
-                    "id": canary,
-                    "payload": {"content": format!("{} {canary}", shared.content)},
-                });
-                let frame = shared.dialect.translate(&frame).unwrap_or(frame);
-                let sent_at = Instant::now();
-                if let Err(e) = ws.send(Message::text(frame.to_string())).await {
-                    reader.stats.disconnected = Some(format!("send failed: {e}"));
-                    break;
-                }
-                let lag = sent_at.saturating_duration_since(schedule.intended(k));
-                reader.stats.max_send_lag_us = reader.stats.max_send_lag_us.max(lag.as_micros() as u64);
-                reader.stats.sent += 1;
-                reader.outstanding.insert(k, sent_at);
-                shared.sent_by_user[user as usize].fetch_add(1, Ordering::AcqRel);
-                live.sent.fetch_add(1, Ordering::Relaxed);
-                next = Some(k + schedule.step()).filter(|&k| schedule.in_window(k));
-                if next.is_none() {
-                    sending = false;
-                    shared.senders_left.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-            frame = ws.next() => {
-                let arrived = Instant::now();
-                match frame {
-                    Some(Ok(Message::Text(text))) => reader.frame(text.as_str(), arrived, &live),
-                    Some(Ok(Message::Binary(b))) => {
-                        reader.stats.counters.schema_invalid += 1;
-                        reader.example(format!("a binary frame of {} bytes", b.len()));
-                    }
-                    Some(Ok(Message::Close(close))) => {
-                        let code = close.map(|c| u16::from(c.code).to_string());
-                        reader.stats.disconnected = Some(format!("closed by the server ({})", code.as_deref().unwrap_or("no code")));
-                        break;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        reader.stats.disconnected = Some(format!("connection error: {e}"));
-                        break;
-                    }
-                    None => {
-                        reader.stats.disconnected = Some("the stream ended".into());
-                        break;
-                    }
-                }
-            }
-            // Draining: look again now and then whether every sender is done.
-            _ = tokio::time::sleep(std::time::Duration::from_millis(20)), if next.is_none() && !idle => {}
-            _ = tokio::time::sleep_until(deadline) => break,
+        // The link is gone before the run is over.
+        let gone_at = Instant::now();
+        reader.stats.lost_at_close += reader.outstanding.len() as u64;
+        // After a close with 1001 a client sends again what got no answer at all: the server
+        // took none of it (a draining server answers, or finishes, what it read), and a
+        // message written as the close crossed it was discarded by the protocol.
+        let mut resend: Vec<u64> = Vec::new();
+        if going_away {
+            let started: HashSet<u64> = reader.runs.values().filter_map(|r| r.message).collect();
+            resend = reader
+                .outstanding
+                .keys()
+                .filter(|k| !started.contains(k))
+                .copied()
+                .collect();
+            resend.sort_unstable();
         }
+        let reconnected = match &shared.reconnect {
+            // Idle connections are held for the whole duration: they come back until its end.
+            Some(r) if idle => r.reopen(&user_name, deadline).await,
+            Some(r) if next.is_some() => r.reopen(&user_name, send_end).await,
+            Some(r) if !resend.is_empty() => r.reopen(&user_name, deadline).await,
+            _ => None,
+        };
+        let Some((ws, greeting)) = reconnected else {
+            reader.stats.ended_early = Some(gone_at);
+            break;
+        };
+        let back = Instant::now();
+        reader.stats.reconnects += 1;
+        let us = back.saturating_duration_since(gone_at).as_micros() as u64;
+        reader.stats.reconnect.saturating_record(us.max(1));
+        reader.stats.disconnected = None;
+        reader.frame(&greeting, back, &live);
+        link = Link::new(ws, &live);
+        for k in resend {
+            let text = message(&shared, user, k);
+            if tokio::time::timeout_at(deadline, link.queue.send(text))
+                .await
+                .is_ok_and(|sent| sent.is_ok())
+            {
+                link.queued += 1;
+                link.resends += 1;
+            }
+        }
+    }
+    if let Some(k) = next {
+        // The connection ended for good with messages still due.
+        reader.stats.unsent += remaining(schedule, k);
     }
     if sending {
         shared.senders_left.fetch_sub(1, Ordering::AcqRel);
@@ -242,8 +577,31 @@ pub(crate) async fn drive(
         let label = reader.label.clone();
         reader.example(format!("{label}: {why}"));
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(None)).await;
     reader.finish()
+}
+
+/// Message `k` of `user`, as the target's dialect writes it.
+fn message(shared: &Shared, user: u64, k: u64) -> String {
+    let canary = shared.schedule.canary(user, k);
+    let frame = json!({
+        "type": "user_message",
+        "id": canary,
+        "payload": {"content": format!("{} {canary}", shared.content)},
+    });
+    shared
+        .dialect
+        .translate(&frame)
+        .unwrap_or(frame)
+        .to_string()
+}
+
+/// Messages `k`, `k + step`, ... still due in the window.
+fn remaining(schedule: &super::schedule::Schedule, k: u64) -> u64 {
+    let total = schedule.total();
+    if k >= total {
+        return 0;
+    }
+    (total - 1 - k) / schedule.step() + 1
 }
 
 fn histogram() -> Histogram<u64> {
@@ -254,9 +612,11 @@ impl Reader<'_> {
     /// Whether everything this connection's user sent has completed here, and nobody sends
     /// any more.
     fn done(&self) -> bool {
+        let user = self.user as usize;
         self.shared.senders_left.load(Ordering::Acquire) == 0
             && self.completed.len() as u64
-                >= self.shared.sent_by_user[self.user as usize].load(Ordering::Acquire)
+                + self.shared.refused_by_user[user].load(Ordering::Acquire)
+                >= self.shared.sent_by_user[user].load(Ordering::Acquire)
     }
 
     fn example(&mut self, what: String) {
@@ -265,7 +625,7 @@ impl Reader<'_> {
         }
     }
 
-    fn anomaly(&mut self, counter: &str, what: &str, frame: &str) {
+    fn anomaly_text(&self, counter: &str, what: &str, frame: &str) -> String {
         let mut frame = frame.to_owned();
         if frame.len() > 400 {
             let mut end = 400;
@@ -275,8 +635,18 @@ impl Reader<'_> {
             frame.truncate(end);
             frame.push('…');
         }
-        let label = self.label.clone();
-        self.example(format!("{counter} on {label}: {what}: {frame}"));
+        format!("{counter} on {}: {what}: {frame}", self.label)
+    }
+
+    fn anomaly(&mut self, counter: &str, what: &str, frame: &str) {
+        if self.stats.examples.len() < MAX_EXAMPLES {
+            let text = self.anomaly_text(counter, what, frame);
+            self.example(text);
+        }
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
     }
 
     fn frame(&mut self, text: &str, arrived: Instant, live: &Live) {
@@ -312,17 +682,13 @@ impl Reader<'_> {
             self.anomaly("schema-invalid", &first, text);
         }
         if let Some(id) = value.get("event_id").and_then(Value::as_str)
-            && !self.event_ids.insert(id.into())
+            && !self.event_ids.insert(self.hash(id))
         {
             self.stats.counters.duplicated += 1;
             return self.anomaly("duplicated", &format!("event_id {id:?} again"), text);
         }
         match kind {
-            MessageType::Error => {
-                self.stats.server_errors += 1;
-                self.anomaly("server error", "an error frame", text);
-                return;
-            }
+            MessageType::Error => return self.error_frame(&value, text),
             MessageType::ConnectionEstablished => {
                 let owner = value.pointer("/payload/user_id").and_then(Value::as_str);
                 if owner != Some(self.user_name) {
@@ -334,12 +700,19 @@ impl Reader<'_> {
             k if !k.is_run_frame() => return,
             _ => {}
         }
-        self.stats.events += 1;
-        self.stats.last_event = Some(arrived);
-        live.events.fetch_add(1, Ordering::Relaxed);
-        // Ownership: the frame's owner, then the canary of the message that started it.
+        let run_id = value.get("run_id").and_then(Value::as_str);
+        let run_hash = run_id.map(|r| self.hash(r));
+        // Ownership: the frame's owner, the canary of the message that started it, and the
+        // run's own history. A misrouted frame is never delivered.
+        if run_hash.is_some_and(|h| self.misrouted_runs.contains(h)) {
+            self.stats.counters.misrouted += 1;
+            return self.anomaly("misrouted", "a frame of another user's run", text);
+        }
         if value.get("user_id").and_then(Value::as_str) != Some(self.user_name) {
             self.stats.counters.misrouted += 1;
+            if let Some(h) = run_hash {
+                self.misrouted_runs.insert(h);
+            }
             return self.anomaly("misrouted", "a run frame of another user", text);
         }
         let canary = match kind {
@@ -353,23 +726,41 @@ impl Reader<'_> {
             && user != self.user
         {
             self.stats.counters.misrouted += 1;
+            if let Some(h) = run_hash {
+                self.misrouted_runs.insert(h);
+            }
             return self.anomaly(
                 "misrouted",
                 &format!("the canary of user {user}'s message"),
                 text,
             );
         }
-        let run_id = match value.get("run_id").and_then(Value::as_str) {
-            Some(r) => r,
-            None => return, // the schema check has counted it
+        self.stats.events += 1;
+        self.stats.last_event = Some(arrived);
+        live.events.fetch_add(1, Ordering::Relaxed);
+        let Some(run_id) = run_id else {
+            return; // the schema check has counted it
         };
-        if self.finished.contains(run_id) {
+        let seq = value
+            .get(goldenpath_spec::machine::machine().seq_field())
+            .and_then(Value::as_i64);
+        if self.finished.contains(run_hash.unwrap_or_default()) {
             self.stats.counters.out_of_order += 1;
+            if let Some(run) = self.ended.get_mut(run_id) {
+                run.late += 1;
+                if let Some(s) = seq {
+                    run.seq(s);
+                }
+            }
             return self.anomaly(
                 "out of order",
                 "a frame after the run's terminal event",
                 text,
             );
+        }
+        if !self.runs.contains_key(run_id) && self.runs.len() >= MAX_OPEN_RUNS {
+            self.stats.untracked += 1;
+            return;
         }
         // A backend that echoes no request id: the oldest message of this connection that no
         // run has answered yet.
@@ -391,11 +782,7 @@ impl Reader<'_> {
             }
             other => other,
         };
-        let run = self.runs.entry(run_id.into()).or_insert_with(|| Run {
-            tracker: RunTracker::new(),
-            message: None,
-            violated: false,
-        });
+        let run = self.runs.entry(run_id.into()).or_insert_with(Run::new);
         if kind == MessageType::AgentStarted
             && run.message.is_none()
             && let Some((_, k)) = canary
@@ -411,19 +798,43 @@ impl Reader<'_> {
                     .saturating_record(us.max(1));
             }
         }
+        if let Some(s) = seq {
+            run.seq(s);
+        }
         let violations = run.tracker.observe(&value);
         run.violated |= !violations.is_empty();
+        let seq_requirement = goldenpath_spec::machine::machine().seq_requirement();
+        let refused = violations.iter().find(|v| v.requirement != seq_requirement);
+        let mut refused_example = None;
+        if let Some(v) = refused {
+            run.refused += 1;
+            if run.refused_example.is_none() {
+                let what = format!("{}: expected {}, got {}", v.requirement, v.expected, v.got);
+                refused_example = Some(what);
+            }
+        }
         let finished = run.tracker.is_finished();
+        if finished {
+            run.open_at_end = run.tracker.open_calls();
+        }
         let message = run.message;
         let valid = !run.violated;
-        if let Some(v) = violations.first() {
-            self.stats.counters.out_of_order += 1;
-            let what = format!("{}: expected {}, got {}", v.requirement, v.expected, v.got);
-            self.anomaly("out of order", &what, text);
+        if let Some(what) = refused_example {
+            let example = self.anomaly_text("out of order", &what, text);
+            if let Some(run) = self.runs.get_mut(run_id) {
+                run.refused_example = Some(example);
+            }
         }
         if finished {
-            self.runs.remove(run_id);
-            self.finished.insert(run_id.into());
+            let run = self.runs.remove(run_id).expect("the run was just observed");
+            self.finished.insert(run_hash.unwrap_or_default());
+            if run.violated || run.reordered > 0 {
+                if self.ended.len() < MAX_OPEN_RUNS {
+                    self.ended.insert(run_id.into(), run);
+                } else {
+                    self.judge(run);
+                }
+            }
             let Some(k) = message else { return };
             if !self.completed.insert(k) {
                 self.stats.counters.duplicated += 1;
@@ -444,16 +855,70 @@ impl Reader<'_> {
         }
     }
 
-    /// Count what never completed: every message of this user without a completed run here.
+    /// An `error` frame: counted; when it answers one of this connection's messages before
+    /// any run of it, the message was refused explicitly (not lost).
+    fn error_frame(&mut self, value: &Value, text: &str) {
+        self.stats.server_errors += 1;
+        self.anomaly("server error", "an error frame", text);
+        let answered = value
+            .pointer("/payload/request_id")
+            .and_then(Value::as_str)
+            .and_then(|t| self.shared.schedule.parse_canary(t));
+        if let Some((user, k)) = answered
+            && user == self.user
+            && self.outstanding.remove(&k).is_some()
+        {
+            self.stats.refused += 1;
+            self.shared.refused_by_user[self.user as usize].fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Judge a run that ended with something wrong: lost when a frame never arrived (the
+    /// state machine's complaints are then its consequence), out of order otherwise.
+    fn judge(&mut self, run: Run) {
+        self.stats.counters.out_of_order += run.reordered;
+        let missing = run.missing();
+        if missing > 0 {
+            // A run of no message of this user: its message is lost already (never completed).
+            if run.message.is_some() {
+                self.stats.counters.lost += 1;
+                let label = self.label.clone();
+                self.example(format!(
+                    "lost on {label}: a run arrived with {missing} frame(s) missing (a seq never received or a tool call never closed)"
+                ));
+            }
+        } else {
+            self.stats.counters.out_of_order += run.refused;
+            if let Some(e) = run.refused_example {
+                self.example(e);
+            }
+        }
+    }
+
+    /// Count what never completed: every message of this user without a completed run here,
+    /// and every run that ended with a frame missing.
     fn finish(mut self) -> ConnStats {
-        let sent = self.shared.sent_by_user[self.user as usize].load(Ordering::Acquire);
-        let lost = sent.saturating_sub(self.completed.len() as u64);
+        let ended: Vec<Run> = std::mem::take(&mut self.ended).into_values().collect();
+        for run in ended {
+            self.judge(run);
+        }
+        // Runs still open: a missing frame explains their complaints; reorders still count.
+        let open: Vec<Run> = std::mem::take(&mut self.runs).into_values().collect();
+        let still_open = open.len();
+        for run in &open {
+            self.stats.counters.out_of_order += run.reordered;
+        }
+        let user = self.user as usize;
+        let sent = self.shared.sent_by_user[user].load(Ordering::Acquire);
+        let refused = self.shared.refused_by_user[user].load(Ordering::Acquire);
+        let lost = sent
+            .saturating_sub(refused)
+            .saturating_sub(self.completed.len() as u64);
         if lost > 0 {
             self.stats.counters.lost += lost;
-            let open = self.runs.len();
             let label = self.label.clone();
             self.example(format!(
-                "lost on {label}: {lost} of the user's {sent} message(s) never completed here ({open} run(s) still open when the grace period ended)"
+                "lost on {label}: {lost} of the user's {sent} message(s) never reached their terminal event here ({still_open} run(s) still open at the end)"
             ));
         }
         self.stats

@@ -25,9 +25,11 @@
 //! ```
 
 mod conn;
+mod restart;
 mod schedule;
 mod slo;
 
+pub use restart::{DeployVerdict, RestartReport};
 pub use slo::{Slo, SloError, SloResult};
 
 use futures_util::StreamExt;
@@ -78,6 +80,19 @@ pub struct LoadOptions {
     /// The dialect the target speaks ([`Dialect::canonical`](crate::Dialect::canonical) by
     /// default). A non-canonical one needs a target.
     pub dialect: crate::Dialect,
+    /// A rolling restart to run while the load goes on; connections closed by the server
+    /// reconnect, with a bounded backoff.
+    pub restart: Option<Restart>,
+}
+
+/// A rolling restart: a command run during the load (e.g. a script that restarts one instance
+/// of the target), judged against the `GP-DEPLOY` requirements.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    /// The command, run with `sh -c`.
+    pub command: String,
+    /// When to run it, from the start of the schedule.
+    pub at: Duration,
 }
 
 impl Default for LoadOptions {
@@ -95,6 +110,7 @@ impl Default for LoadOptions {
             connect_timeout: Duration::from_secs(10),
             live: None,
             dialect: crate::Dialect::canonical(),
+            restart: None,
         }
     }
 }
@@ -103,18 +119,30 @@ impl Default for LoadOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The target could not be reached (exit 3).
-    #[error("target unreachable: {0}")]
+    #[error("target unreachable: {}", unreachable(.0))]
     Unreachable(#[from] ConnectError),
     /// Connections were refused or broke during the connect phase: lower `--users` /
-    /// `--connections-per-user`, raise the server's limits or `ulimit -n` (exit 2).
-    #[error("{failed} of {wanted} connection(s) could not be opened; the first: {first}")]
+    /// `--connections-per-user`, raise the server's limits or `ulimit -n` (exit 2; exit 3 when
+    /// none could be opened).
+    #[error("{failed} of {wanted} connection(s) to {url} could not be opened; the first: {first}")]
     Connect {
+        /// The URL (secrets redacted).
+        url: String,
         /// Connections wanted.
         wanted: usize,
         /// Connections that failed.
         failed: usize,
         /// Why the first one failed.
         first: String,
+    },
+    /// The URL answered the upgrade request with something else than a WebSocket upgrade or
+    /// a refusal of the token (HTTP 200, 404, a redirect...): not a WebSocket endpoint (exit 3).
+    #[error("{url} is not a WebSocket endpoint: it answered the upgrade with HTTP {status}")]
+    NotWebSocket {
+        /// The URL (secrets redacted).
+        url: String,
+        /// The HTTP status it answered with.
+        status: u16,
     },
     /// The token source failed (exit 2).
     #[error("{0}")]
@@ -125,10 +153,12 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The process exit code for this error: 3 unreachable, 2 otherwise.
+    /// The process exit code for this error: 3 when the target is unreachable, not a
+    /// WebSocket endpoint, or no connection at all could be opened; 2 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LoadError::Unreachable(_) => 3,
+            LoadError::Unreachable(_) | LoadError::NotWebSocket { .. } => 3,
+            LoadError::Connect { wanted, failed, .. } if failed == wanted => 3,
             _ => 2,
         }
     }
@@ -177,19 +207,60 @@ impl Live {
     }
 }
 
-/// The correctness counters. Any non-zero counter makes the run unclean (exit 1).
+/// The counters of a load report and what each counts: the one source of the definitions in
+/// `goldenpath load --help` and in the JSON report (`definitions`).
+pub const COUNTER_DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "lost",
+        "run deliveries (a message × each connection of its user) that were sent and did not arrive whole by the end of the grace period: no terminal event, or a frame missing (a `seq` never received, a tool call never closed); a run with a frame dropped mid-run counts here once, never as out of order",
+    ),
+    (
+        "duplicated",
+        "frames whose `event_id` was already seen on the same connection (among its last 8192), and second runs of one message",
+    ),
+    (
+        "out_of_order",
+        "run frames that arrived after a later frame of their run or repeat its `seq`, that the run's state machine refuses (first event, tool-call pairing, terminal event) when no frame of the run is missing, and frames after the run's terminal event",
+    ),
+    (
+        "misrouted",
+        "frames that arrived at a connection of another user: owned by another user, carrying the canary of another user's message, or of a run already seen misrouted; never also counted as delivered",
+    ),
+    (
+        "schema_invalid",
+        "frames that are not one JSON object of a server message type valid against its schema",
+    ),
+    (
+        "unsent",
+        "messages due on the schedule that were never written to the socket: the sends fell behind (backpressure, the in-flight bound) or the connection ended",
+    ),
+    (
+        "refused",
+        "messages the server answered with an `error` frame naming them (`request_id`) before any run: refused explicitly, so not lost",
+    ),
+];
+
+/// The counter definitions as text, one per line, for `--help`.
+pub fn counter_help() -> String {
+    let mut out = String::from("Counters (the report's `definitions`):\n");
+    for (name, text) in COUNTER_DEFINITIONS {
+        let _ = writeln!(out, "  {name}: {text}.");
+    }
+    out
+}
+
+/// The correctness counters, defined in [`COUNTER_DEFINITIONS`]. Any non-zero counter makes the
+/// run unclean (exit 1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
-    /// Runs of a user's message that never completed on one of that user's connections
-    /// within the grace period (counted per connection).
+    /// Run deliveries sent that did not arrive whole by the end of the grace period.
     pub lost: u64,
     /// Frames whose `event_id` was seen before on the same connection, and second completed
     /// runs of one message.
     pub duplicated: u64,
-    /// Frames owned by, or carrying the canary of, another user.
+    /// Frames that arrived at a connection of another user.
     pub misrouted: u64,
-    /// Run frames the run's state machine refuses (`seq`, pairing, first and terminal event),
-    /// and frames after a run's terminal event.
+    /// Run frames out of their run's order, refused by its state machine, or after its end.
     pub out_of_order: u64,
     /// Frames that are not a JSON object of a server type valid against its schema.
     pub schema_invalid: u64,
@@ -265,9 +336,13 @@ pub struct LoadReport {
     pub handshakes_per_s: f64,
     /// Messages sent.
     pub sent: u64,
-    /// Messages due that were never sent: the sends fell behind (server backpressure, the
-    /// in-flight bound, or a saturated generator) and the duration ran out.
+    /// Messages due that were never written to the socket: the sends fell behind (server
+    /// backpressure, the in-flight bound, or a saturated generator) and the duration ran out,
+    /// or the connection ended.
     pub unsent: u64,
+    /// Messages the server refused explicitly: an `error` frame naming the message before any
+    /// run of it.
+    pub refused: u64,
     /// The latest any send went out after its intended time, in ms: large values mean the
     /// generator or the server's backpressure could not keep the schedule.
     pub max_send_lag_ms: f64,
@@ -295,8 +370,21 @@ pub struct LoadReport {
     pub counters: Counters,
     /// `error` frames the server sent.
     pub server_errors: u64,
-    /// Connections that ended before the run did.
+    /// Connections that ended for good before the run did (in restart mode: and could not
+    /// reconnect).
     pub disconnects: u64,
+    /// When every connection had ended before the run did: seconds from the start of the
+    /// schedule to the end of the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub went_away_s: Option<f64>,
+    /// Frames not tracked because a per-connection bound was reached (a flooding server): a
+    /// duplicate among them can go unseen.
+    pub untracked_frames: u64,
+    /// The rolling restart, when `--restart-cmd` ran one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartReport>,
+    /// What each counter counts ([`COUNTER_DEFINITIONS`]).
+    pub definitions: std::collections::BTreeMap<&'static str, &'static str>,
     /// The first anomalies, each with its connection and frame.
     pub examples: Vec<String>,
     /// Run deliveries that reached a valid terminal sequence: completed, refused by nothing in
@@ -317,9 +405,23 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Whether every correctness counter is 0.
+    /// Whether every correctness counter is 0, no connection ended before the run did, and no
+    /// `GP-DEPLOY` requirement of a rolling restart failed.
     pub fn clean(&self) -> bool {
         self.counters.is_zero()
+            && self.disconnects == 0
+            && self.restart.as_ref().is_none_or(RestartReport::passed)
+    }
+
+    /// The one line saying the target went away mid-run, if it did.
+    pub fn went_away(&self) -> Option<String> {
+        self.went_away_s.map(|t| {
+            format!(
+                "target went away at t={}: all {} connection(s) ended before the run did",
+                human(Duration::from_secs_f64(t)),
+                self.connections
+            )
+        })
     }
 
     /// The golden-path success rate: successful run deliveries per expected one, in percent
@@ -364,11 +466,12 @@ impl LoadReport {
         );
         let _ = writeln!(
             out,
-            "  offered {:.0} msg/s for {:.1} s: {} sent, {} unsent (max send lag {:.1} ms), {} of {} run deliveries completed",
+            "  offered {:.0} msg/s for {:.1} s: {} sent, {} unsent, {} refused (max send lag {:.1} ms), {} of {} run deliveries completed",
             self.rate,
             self.duration_s,
             self.sent,
             self.unsent,
+            self.refused,
             self.max_send_lag_ms,
             self.completed_runs,
             self.expected_runs
@@ -428,12 +531,15 @@ impl LoadReport {
             "  correctness: lost {}  duplicated {}  misrouted {}  out of order {}  schema-invalid {}",
             c.lost, c.duplicated, c.misrouted, c.out_of_order, c.schema_invalid
         );
-        if self.server_errors > 0 || self.disconnects > 0 {
+        if self.server_errors > 0 || self.disconnects > 0 || self.untracked_frames > 0 {
             let _ = writeln!(
                 out,
-                "  also: {} error frame(s), {} disconnect(s)",
-                self.server_errors, self.disconnects
+                "  also: {} error frame(s), {} connection(s) ended early, {} frame(s) untracked (over the bound of open runs per connection)",
+                self.server_errors, self.disconnects, self.untracked_frames
             );
+        }
+        if let Some(r) = &self.restart {
+            out.push_str(&r.summary());
         }
         for e in &self.examples {
             let _ = writeln!(out, "    - {e}");
@@ -449,15 +555,24 @@ impl LoadReport {
                 if r.met { "met" } else { "MISSED" }
             );
         }
-        let _ = writeln!(
-            out,
-            "{}",
-            if self.clean() {
-                "CLEAN: every correctness counter is 0"
-            } else {
-                "NOT CLEAN: a correctness counter is not 0"
-            }
-        );
+        let restart_failure = self.restart.as_ref().and_then(RestartReport::failure);
+        let verdict = if let Some(gone) = self.went_away() {
+            format!("NOT CLEAN: {gone}")
+        } else if let (true, 0, Some(why)) =
+            (self.counters.is_zero(), self.disconnects, &restart_failure)
+        {
+            format!("NOT CLEAN: {why}")
+        } else if self.clean() {
+            "CLEAN: every correctness counter is 0".to_owned()
+        } else if self.counters.is_zero() {
+            format!(
+                "NOT CLEAN: {} connection(s) ended before the run did",
+                self.disconnects
+            )
+        } else {
+            "NOT CLEAN: a correctness counter is not 0".to_owned()
+        };
+        let _ = writeln!(out, "{verdict}");
         let missed = self.slos.iter().filter(|r| !r.met).count();
         if !self.slos.is_empty() {
             let _ = writeln!(
@@ -482,10 +597,64 @@ pub(crate) struct Shared {
     pub(crate) content: String,
     /// The dialect the target speaks.
     pub(crate) dialect: crate::Dialect,
-    /// Messages each user has sent so far.
+    /// Messages each user has sent so far (written to a socket).
     pub(crate) sent_by_user: Vec<AtomicU64>,
+    /// Messages of each user the server refused explicitly.
+    pub(crate) refused_by_user: Vec<AtomicU64>,
+    /// How a connection that ended reconnects (restart mode); `None`: it does not.
+    pub(crate) reconnect: Option<Reconnect>,
     /// Connections that may still send.
     pub(crate) senders_left: AtomicUsize,
+}
+
+/// How a connection the server closed reconnects (restart mode).
+pub(crate) struct Reconnect {
+    target: Target,
+    tokens: Arc<TokenSource>,
+    timeout: Duration,
+}
+
+impl Reconnect {
+    /// Open and greet a new connection for `user`, retrying with a backoff from 50 ms doubling
+    /// up to 1 s, until `until`; `None` when every attempt failed.
+    pub(crate) async fn reopen(&self, user: &str, until: Instant) -> Option<(WsStream, String)> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let bound = self.timeout.min(left);
+            if let Ok(opened) = open_one(&self.target, &self.tokens, user, bound).await {
+                return Some(opened);
+            }
+            let wait = backoff.min(until.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A connection error, with its timeout as a human duration.
+fn unreachable(e: &ConnectError) -> String {
+    match e {
+        ConnectError::Timeout { url, timeout } => {
+            format!("no answer from {url} within {}", human(*timeout))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A human duration: `850 ms`, `2.3 s`, `1 min 5 s`.
+pub(crate) fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
 }
 
 /// The most anomaly examples a report keeps.
@@ -586,6 +755,17 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
 
     // Run phase.
     schedule.t0 = Instant::now() + Duration::from_millis(20);
+    // The secret the tokens are minted with, to keep it out of the report (a restart command
+    // may well carry it).
+    let secret = match &tokens {
+        TokenSource::Secret { secret, .. } => Some(secret.clone()),
+        _ => None,
+    };
+    let reconnect = options.restart.as_ref().map(|_| Reconnect {
+        target: target.clone(),
+        tokens: Arc::new(tokens),
+        timeout: options.connect_timeout,
+    });
     let shared = Arc::new(Shared {
         schedule: schedule.clone(),
         grace: options.grace,
@@ -593,7 +773,14 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         content: options.content.clone(),
         dialect: dialect.clone(),
         sent_by_user: (0..options.users).map(|_| AtomicU64::new(0)).collect(),
+        refused_by_user: (0..options.users).map(|_| AtomicU64::new(0)).collect(),
+        reconnect,
         senders_left: AtomicUsize::new(connections),
+    });
+    let deadline = schedule.t0 + options.duration + options.grace;
+    let restart_task = options.restart.clone().map(|r| {
+        let url = target.display_url();
+        tokio::spawn(restart::run(r, schedule.t0, deadline, url))
     });
     live.set(Phase::Running);
     let mut tasks = Vec::with_capacity(connections);
@@ -610,7 +797,11 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let mut first_event = Histogram::<u64>::new(3).expect("3 significant figures is valid");
     let mut completion = first_event.clone();
     let mut from_send = first_event.clone();
-    let mut unsent = 0;
+    let (mut unsent, mut refused, mut untracked) = (0, 0, 0);
+    let (mut going_away, mut reconnects, mut in_flight_at_close, mut abrupt) = (0, 0, 0, 0);
+    let mut resent = 0;
+    let mut reconnect_h = first_event.clone();
+    let mut ended_early: Vec<Instant> = Vec::new();
     let mut counters = Counters::default();
     let (mut events, mut completed, mut sent, mut lag, mut errors, mut disconnects) =
         (0, 0, 0, 0, 0, 0);
@@ -630,6 +821,17 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         let _ = completion.add(&stats.completion);
         let _ = from_send.add(&stats.first_event_from_send);
         unsent += stats.unsent;
+        refused += stats.refused;
+        untracked += stats.untracked;
+        going_away += stats.going_away;
+        abrupt += stats.abrupt;
+        reconnects += stats.reconnects;
+        resent += stats.resent;
+        in_flight_at_close += stats.lost_at_close;
+        let _ = reconnect_h.add(&stats.reconnect);
+        if let Some(t) = stats.ended_early {
+            ended_early.push(t);
+        }
         counters.add(&stats.counters);
         events += stats.events;
         completed += stats.completed;
@@ -638,7 +840,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         errors += stats.server_errors;
         successful += stats.successful;
         agent_errors += stats.agent_errors;
-        disconnects += u64::from(stats.disconnected.is_some());
+        disconnects += u64::from(stats.ended_early.is_some());
         if let Some(t) = stats.last_event {
             last_event = last_event.max(t);
         }
@@ -649,6 +851,13 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         }
     }
     live.set(Phase::Done);
+    let restart_outcome =
+        match restart_task {
+            Some(task) => Some(task.await.map_err(|e| {
+                LoadError::Config(format!("the restart command's task failed: {e}"))
+            })?),
+            None => None,
+        };
     if let Some(server) = embedded {
         server.stop().await;
     }
@@ -665,7 +874,27 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     } else {
         0.0
     };
-    Ok(LoadReport {
+    let went_away_s = (connections > 0 && ended_early.len() == connections)
+        .then(|| ended_early.iter().max().copied())
+        .flatten()
+        .map(|t| t.saturating_duration_since(schedule.t0).as_secs_f64());
+    let restart = restart_outcome.map(|outcome| RestartReport {
+        command: restart::redact(&outcome.command, secret.as_deref()),
+        at_s: outcome.at.as_secs_f64(),
+        exit: outcome.exit,
+        took_s: outcome.took.map(|d| d.as_secs_f64()),
+        closes_going_away: going_away,
+        closes_abrupt: abrupt,
+        reconnects,
+        resent,
+        reconnect_ms: Percentiles::of(&reconnect_h),
+        runs_in_flight_at_close: in_flight_at_close,
+        runs_lost: counters.lost,
+        runs_refused: refused,
+        connections_not_back: disconnects,
+        requirements: Vec::new(),
+    });
+    let mut report = LoadReport {
         target: display,
         users: options.users,
         connections_per_user: options.connections_per_user,
@@ -704,7 +933,16 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         dialect_native: received.iter().map(|d| d.native).sum(),
         dialect: (!dialect.is_canonical()).then(|| dialect.name().to_owned()),
         slos: Vec::new(),
-    })
+        refused,
+        went_away_s,
+        untracked_frames: untracked,
+        restart,
+        definitions: COUNTER_DEFINITIONS.iter().copied().collect(),
+    };
+    if let Some(r) = report.restart.as_mut() {
+        r.requirements = restart::judge(r);
+    }
+    Ok(report)
 }
 
 /// The load generator's WebSocket settings: small buffers, so that thousands of idle
@@ -772,6 +1010,7 @@ async fn connect_all(
     }
     if failed > 0 {
         return Err(LoadError::Connect {
+            url: target.display_url(),
             wanted,
             failed,
             first: first_failure.unwrap_or_default(),
@@ -810,6 +1049,16 @@ async fn open_one(
         .await;
     let mut ws = match opened {
         Ok(Ok((ws, _))) => ws,
+        // Not a refusal of the token or a capacity limit: not a WebSocket endpoint at all.
+        Ok(Err(refusal))
+            if refusal.status != 101
+                && (!matches!(refusal.status, 400..=499 | 503) || refusal.status == 404) =>
+        {
+            return Err(OpenError::Fatal(LoadError::NotWebSocket {
+                url: target.display_url(),
+                status: refusal.status,
+            }));
+        }
         Ok(Err(refusal)) => {
             return Err(OpenError::Failed(format!(
                 "{user}: HTTP {} {}",
@@ -838,7 +1087,8 @@ async fn open_one(
             "{user}: the connection closed before connection_established"
         ))),
         Err(_) => Err(OpenError::Failed(format!(
-            "{user}: no connection_established within {timeout:?}"
+            "{user}: no connection_established within {}",
+            human(timeout)
         ))),
     }
 }
