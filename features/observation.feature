@@ -28,8 +28,8 @@ Feature: Observing runs
     And no gap between two frames of the run exceeds the gap budget
 
   @GP-ROUTE-001 @GP-SEQ-006 @GP-ISO-002 @GP-ISO-003 @GP-WIRE-002 @GP-WIRE-004
-  Scenario: 8 concurrent users with 3 tabs each get exactly their own runs
-    Given 8 users are connected with 3 connections each
+  Scenario: 6 concurrent users with 3 tabs each get exactly their own runs
+    Given 6 users are connected with 3 connections each
     When every user sends 2 user messages at once
     Then every connection receives exactly its own user's runs, each complete and in order
     And no frame reaches another user
