@@ -17,11 +17,17 @@ async fn every_user_sends(w: &mut GoldenWorld, n: usize) {
     if w.when() {
         return;
     }
+    send_rounds(w, n, "").await;
+}
+
+/// Every connected user sends `n` user messages, round by round, each from its next tab in
+/// turn; `suffix` (a directive, or nothing) ends each message's content.
+async fn send_rounds(w: &mut GoldenWorld, n: usize, suffix: &str) {
     let users: Vec<String> = w.conns.keys().cloned().collect();
     for k in 0..n {
         for user in &users {
             let tabs = w.count(user).max(1);
-            let content = format!("canary {user} #{}", k + 1);
+            let content = format!("canary {user} #{}{suffix}", k + 1);
             w.say_on(user, k % tabs, &content, None).await;
         }
     }
@@ -32,14 +38,7 @@ async fn every_user_sends_directive(w: &mut GoldenWorld, n: usize, directive: St
     if w.when() || w.require_capability("directives") {
         return;
     }
-    let users: Vec<String> = w.conns.keys().cloned().collect();
-    for k in 0..n {
-        for user in &users {
-            let tabs = w.count(user).max(1);
-            let content = format!("canary {user} #{} {directive}", k + 1);
-            w.say_on(user, k % tabs, &content, None).await;
-        }
-    }
+    send_rounds(w, n, &format!(" {directive}")).await;
 }
 
 #[when(regex = r"^(alice|bob|carol) sends a user message on connection (\d+)$")]
