@@ -55,6 +55,30 @@ pub(crate) fn family(feature: &gherkin::Feature) -> String {
         .unwrap_or_else(|| feature.name.clone())
 }
 
+/// The name a scenario shows under: its own, and for a row of a Scenario Outline the row's
+/// values after it, `Name [frame=null, code=not_an_object]`, so that no two rows of one outline
+/// share a name in `--list`, the reports and JUnit. (Cucumber substitutes `<placeholders>` of
+/// an outline's name already; the suffix names the row whether or not the name used them.)
+pub(crate) fn scenario_name(scenario: &gherkin::Scenario) -> String {
+    // An expanded row keeps one `Examples` whose table is its header and its row.
+    let row = scenario
+        .examples
+        .first()
+        .and_then(|e| e.table.as_ref())
+        .and_then(|t| Some((t.rows.first()?, t.rows.get(1)?)));
+    match row {
+        Some((header, values)) if !header.is_empty() => {
+            let values: Vec<String> = header
+                .iter()
+                .zip(values)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("{} [{}]", scenario.name, values.join(", "))
+        }
+        _ => scenario.name.clone(),
+    }
+}
+
 /// The requirement ids among tags.
 pub(crate) fn requirement_tags(tags: &[String]) -> Vec<String> {
     tags.iter()
@@ -259,7 +283,7 @@ impl cucumber::Writer<GoldenWorld> for Collector {
                     k,
                     Partial {
                         feature: family(&feature),
-                        name: scenario.name.clone(),
+                        name: scenario_name(&scenario),
                         tags,
                         started: Some(Instant::now()),
                         ..Partial::default()
@@ -403,7 +427,7 @@ pub(crate) async fn execute(
                     k,
                     ScenarioResult {
                         feature: family(&feature),
-                        name: scenario.name.clone(),
+                        name: scenario_name(scenario),
                         requirements: requirement_tags(&tags),
                         tags,
                         verdict: Verdict::Skip,

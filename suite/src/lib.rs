@@ -175,7 +175,11 @@ pub fn list(selection: &Selection) -> Vec<Listed> {
         {
             if selection.matches(&feature, scenario) {
                 let tags = feature.tags.iter().chain(&scenario.tags).cloned().collect();
-                out.push((executor::family(&feature), scenario.name.clone(), tags));
+                out.push((
+                    executor::family(&feature),
+                    executor::scenario_name(scenario),
+                    tags,
+                ));
             }
         }
     }

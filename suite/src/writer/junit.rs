@@ -4,26 +4,37 @@
 //! A scenario that only missed SHOULDs is not a `<failure>` unless the run was `--strict`
 //! (the report counts those requirements `pass-nonstrict`, and the run can be conformant): its
 //! evidence goes to the testcase's `<system-out>` instead.
+//!
+//! The XML is written with `quick-xml`, which escapes every text and attribute value (markup
+//! characters, quotes, and line breaks in attributes). What it cannot escape, XML 1.0 cannot
+//! carry at all: a control character other than tab, line feed and carriage return (a hostile
+//! server can put one in a frame, hence in a finding) is written as its Rust escape, `\u{1b}`,
+//! so that the evidence stays visible and the file stays well-formed.
 
 use super::outcome;
 use crate::report::{Report, ScenarioResult, Verdict};
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io;
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// `text` with every character XML 1.0 cannot hold replaced by its Rust escape.
+fn xml_chars(text: &str) -> Cow<'_, str> {
+    let invalid = |c: char| matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    if !text.contains(invalid) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
-            c => out.push(c),
+        if invalid(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 fn failure_text(s: &ScenarioResult) -> String {
@@ -43,112 +54,134 @@ fn failure_text(s: &ScenarioResult) -> String {
     text
 }
 
+/// Seconds, as JUnit's `time` attribute has them.
+fn seconds(ms: f64) -> String {
+    format!("{:.3}", ms / 1000.0)
+}
+
 /// The report as JUnit XML.
 pub fn to_junit(report: &Report) -> String {
+    let mut xml = Writer::new_with_indent(Vec::new(), b' ', 2);
+    write_report(&mut xml, report).expect("writing XML to memory does not fail");
+    let mut text = String::from_utf8(xml.into_inner()).expect("quick-xml writes the UTF-8 given");
+    text.push('\n');
+    text
+}
+
+fn write_report(xml: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
     let mut features: BTreeMap<&str, Vec<&ScenarioResult>> = BTreeMap::new();
     for s in &report.scenarios {
         features.entry(s.feature.as_str()).or_default().push(s);
     }
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let count = |v: Verdict| {
-        report
-            .scenarios
+    let count = |scenarios: &[&ScenarioResult], v: Verdict| {
+        scenarios
             .iter()
             .filter(|s| outcome(report, s) == v)
             .count()
+            .to_string()
     };
-    let _ = writeln!(
-        xml,
-        "<testsuites name=\"goldenpath\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-        report.scenarios.len(),
-        count(Verdict::Fail),
-        count(Verdict::Error),
-        count(Verdict::Skip),
-        report.duration_ms / 1000.0
-    );
-    for (feature, scenarios) in features {
-        let n = |v: Verdict| scenarios.iter().filter(|s| outcome(report, s) == v).count();
-        let time: f64 = scenarios.iter().map(|s| s.duration_ms).sum::<f64>() / 1000.0;
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time:.3}\">",
-            escape(feature),
-            scenarios.len(),
-            n(Verdict::Fail),
-            n(Verdict::Error),
-            n(Verdict::Skip)
-        );
-        if let Some(d) = &report.dialect {
-            // Every verdict of the suite was reached through the dialect.
-            let _ = writeln!(
-                xml,
-                "    <properties>\n      <property name=\"dialect\" value=\"{}\"/>\n      <property name=\"migration_debt\" value=\"{}\"/>\n    </properties>",
-                escape(&d.name),
-                d.debt
-            );
-        }
-        for s in scenarios {
-            let _ = writeln!(
-                xml,
-                "    <testcase classname=\"goldenpath.{}\" name=\"{}\" time=\"{:.3}\">",
-                escape(feature),
-                escape(&s.name),
-                s.duration_ms / 1000.0
-            );
-            xml.push_str("      <properties>\n");
-            for r in &s.requirements {
-                let level = goldenpath_spec::catalogue::requirement(r)
-                    .map(|q| q.level.to_string())
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    xml,
-                    "        <property name=\"requirement\" value=\"{}\"/>",
-                    escape(r)
-                );
-                let _ = writeln!(
-                    xml,
-                    "        <property name=\"{}\" value=\"{}\"/>",
-                    escape(r),
-                    escape(&level)
-                );
+    let all: Vec<&ScenarioResult> = report.scenarios.iter().collect();
+    xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    xml.create_element("testsuites")
+        .with_attributes([
+            ("name", "goldenpath"),
+            ("tests", &all.len().to_string()),
+            ("failures", &count(&all, Verdict::Fail)),
+            ("errors", &count(&all, Verdict::Error)),
+            ("skipped", &count(&all, Verdict::Skip)),
+            ("time", &seconds(report.duration_ms)),
+        ])
+        .write_inner_content(|xml| {
+            for (feature, scenarios) in &features {
+                let time = scenarios.iter().map(|s| s.duration_ms).sum::<f64>();
+                xml.create_element("testsuite")
+                    .with_attributes([
+                        ("name", &*xml_chars(feature)),
+                        ("tests", &scenarios.len().to_string()),
+                        ("failures", &count(scenarios, Verdict::Fail)),
+                        ("errors", &count(scenarios, Verdict::Error)),
+                        ("skipped", &count(scenarios, Verdict::Skip)),
+                        ("time", &seconds(time)),
+                    ])
+                    .write_inner_content(|xml| {
+                        if let Some(d) = &report.dialect {
+                            // Every verdict of the suite was reached through the dialect.
+                            xml.create_element("properties")
+                                .write_inner_content(|xml| {
+                                    property(xml, "dialect", &d.name)?;
+                                    property(xml, "migration_debt", &d.debt.to_string())
+                                })?;
+                        }
+                        for s in scenarios {
+                            write_case(xml, report, feature, s)?;
+                        }
+                        Ok(())
+                    })?;
             }
-            xml.push_str("      </properties>\n");
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn property(xml: &mut Writer<Vec<u8>>, name: &str, value: &str) -> io::Result<()> {
+    xml.create_element("property")
+        .with_attributes([("name", &*xml_chars(name)), ("value", &*xml_chars(value))])
+        .write_empty()?;
+    Ok(())
+}
+
+fn write_case(
+    xml: &mut Writer<Vec<u8>>,
+    report: &Report,
+    feature: &str,
+    s: &ScenarioResult,
+) -> io::Result<()> {
+    let classname = format!("goldenpath.{}", xml_chars(feature));
+    xml.create_element("testcase")
+        .with_attributes([
+            ("classname", classname.as_str()),
+            ("name", &xml_chars(&s.name)),
+            ("time", &seconds(s.duration_ms)),
+        ])
+        .write_inner_content(|xml| {
+            xml.create_element("properties")
+                .write_inner_content(|xml| {
+                    for r in &s.requirements {
+                        let level = goldenpath_spec::catalogue::requirement(r)
+                            .map(|q| q.level.to_string())
+                            .unwrap_or_default();
+                        property(xml, "requirement", r)?;
+                        property(xml, r, &level)?;
+                    }
+                    Ok(())
+                })?;
+            let text = |prefix: &str| format!("{prefix}{}", xml_chars(&failure_text(s)));
             match outcome(report, s) {
                 Verdict::Fail => {
-                    let _ = writeln!(
-                        xml,
-                        "      <failure message=\"{}\">{}</failure>",
-                        escape(&s.requirements.join(", ")),
-                        escape(&failure_text(s))
-                    );
+                    xml.create_element("failure")
+                        .with_attribute(("message", &*xml_chars(&s.requirements.join(", "))))
+                        .write_text_content(BytesText::new(&text("")))?;
                 }
                 Verdict::Error => {
-                    let _ = writeln!(
-                        xml,
-                        "      <error message=\"suite or network error\">{}</error>",
-                        escape(&failure_text(s))
-                    );
+                    xml.create_element("error")
+                        .with_attribute(("message", "suite or network error"))
+                        .write_text_content(BytesText::new(&text("")))?;
                 }
                 Verdict::Skip => {
-                    let _ = writeln!(
-                        xml,
-                        "      <skipped message=\"{}\"/>",
-                        escape(s.skip_reason.as_deref().unwrap_or(""))
-                    );
+                    let reason = s.skip_reason.as_deref().unwrap_or("");
+                    xml.create_element("skipped")
+                        .with_attribute(("message", &*xml_chars(reason)))
+                        .write_empty()?;
                 }
                 Verdict::PassNonstrict => {
-                    let _ = writeln!(
-                        xml,
-                        "      <system-out>SHOULD missed (a failure only with --strict):\n{}</system-out>",
-                        escape(&failure_text(s))
-                    );
+                    xml.create_element("system-out")
+                        .write_text_content(BytesText::new(&text(
+                            "SHOULD missed (a failure only with --strict):\n",
+                        )))?;
                 }
                 Verdict::Pass => {}
             }
-            xml.push_str("    </testcase>\n");
-        }
-        xml.push_str("  </testsuite>\n");
-    }
-    xml.push_str("</testsuites>\n");
-    xml
+            Ok(())
+        })?;
+    Ok(())
 }
