@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::bus::{Header, RedisBus};
 use crate::metrics::{Metrics, inc};
 use crate::registry::{ConnHandle, Delivery, Registry};
 
@@ -207,13 +206,35 @@ impl Wire {
     }
 }
 
+/// Where run frames are published for every instance to deliver: the Redis path (`bus`).
+pub(crate) trait Publish: Send + Sync {
+    /// The current connection's epoch: a run started under one stops when it ends.
+    fn epoch(&self) -> u64;
+
+    /// Whether the connection of `epoch` is still the one in use.
+    fn alive(&self, epoch: u64) -> bool;
+
+    /// Queue a run frame for publishing on its owner's channel; `false` when it cannot be.
+    fn publish(&self, epoch: u64, header: Header<'_>, frame: &str) -> bool;
+}
+
+/// The header of a published run frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) thread: &'a str,
+    pub(crate) run_id: &'a str,
+    pub(crate) seq: u64,
+    pub(crate) terminal: bool,
+}
+
 /// Stamps and delivers frames. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Broadcast {
     wire: Wire,
     outbound: Arc<dyn Outbound>,
     /// The Redis path (`--redis`); `None` delivers in process.
-    bus: Option<Arc<RedisBus>>,
+    bus: Option<Arc<dyn Publish>>,
 }
 
 impl Broadcast {
@@ -222,7 +243,7 @@ impl Broadcast {
         metrics: Arc<Metrics>,
         ids: Arc<Ids>,
         outbound: Arc<dyn Outbound>,
-        bus: Option<Arc<RedisBus>>,
+        bus: Option<Arc<dyn Publish>>,
     ) -> Self {
         Broadcast {
             wire: Wire {
@@ -233,11 +254,6 @@ impl Broadcast {
             outbound,
             bus,
         }
-    }
-
-    /// The Redis path, when the server runs on one.
-    pub(crate) fn bus(&self) -> Option<&Arc<RedisBus>> {
-        self.bus.as_ref()
     }
 
     /// Send a frame that is not part of a run (`connection_established`, `pong`, `error`) to
@@ -420,7 +436,7 @@ impl RunSender {
 
 /// A run published over Redis.
 struct Remote {
-    bus: Arc<RedisBus>,
+    bus: Arc<dyn Publish>,
     /// The Redis connection the run started on: it stops when that one is lost.
     epoch: u64,
     /// A frame could not be published: the rest of the run is not sent.

@@ -76,13 +76,13 @@ pub(crate) async fn run(
         .to_connection(&conn, MessageType::ConnectionEstablished, greeting);
     let _registration = reservation.register(conn.clone());
     // On Redis: the user's channel is subscribed before the greeting can go out.
-    let _joined = match shared.broadcast.bus() {
+    let _joined = match &shared.bus {
         Some(bus) => Some(bus.join(&user).await),
         None => None,
     };
     let inbox = shared
-        .broadcast
-        .bus()
+        .bus
+        .as_ref()
         .map(|bus| router::user_message::inbox(bus.clone(), &shared, &routing, &user, &conn));
     inc(&shared.metrics.connections_total);
     tracing::debug!(%user, connection = %id, "connected");

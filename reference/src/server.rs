@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticator, Placement};
-use crate::broadcast::{Broadcast, Ids};
+use crate::broadcast::{Broadcast, Ids, Publish};
 use crate::bus::RedisBus;
 use crate::gate::{Gate, Handshake};
 use crate::metrics::{Metrics, inc};
@@ -100,8 +100,9 @@ pub async fn serve(
             metrics.clone(),
             ids,
             outbound,
-            bus.clone(),
+            bus.clone().map(|bus| bus as Arc<dyn Publish>),
         ),
+        bus: bus.clone(),
         registry,
         threads: Threads::default(),
         metrics,
@@ -288,7 +289,7 @@ async fn health(State(App { shared, .. }): State<App>) -> impl IntoResponse {
         "spec_version": goldenpath_spec::SPEC_VERSION,
         "connections": shared.registry.open_connections(),
     });
-    if let Some(bus) = shared.broadcast.bus() {
+    if let Some(bus) = &shared.bus {
         health["redis"] = json!(if bus.is_up() { "up" } else { "down" });
     }
     axum::Json(health)

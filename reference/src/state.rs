@@ -13,6 +13,7 @@ use crate::Config;
 use crate::agent::Agent;
 use crate::auth::{Authenticate, Authenticator};
 use crate::broadcast::Broadcast;
+use crate::bus::RedisBus;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// The only send path; it holds the outbound seam.
     pub(crate) broadcast: Broadcast,
+    /// The Redis path (`--redis`); `None` keeps everything in this process.
+    pub(crate) bus: Option<Arc<RedisBus>>,
     pub(crate) threads: Threads,
     pub(crate) metrics: Arc<Metrics>,
     /// Cancelled when the drain is over: connections close with 1001, runs stop.

@@ -31,7 +31,6 @@ mod receive;
 mod subscribe;
 mod threads;
 
-pub(crate) use publish::Header;
 pub(crate) use receive::Published;
 
 use futures_util::StreamExt;

@@ -6,11 +6,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BATCH, COMMAND_TIMEOUT, Outgoing, RedisBus, lock};
+use crate::broadcast::{Header, Publish};
 
-impl RedisBus {
+impl Publish for RedisBus {
+    fn epoch(&self) -> u64 {
+        RedisBus::epoch(self)
+    }
+
+    fn alive(&self, epoch: u64) -> bool {
+        RedisBus::alive(self, epoch)
+    }
+
     /// Queue a run frame for publishing on its owner's channel. `false` when it cannot be: the
     /// connection of `epoch` is gone, or the publisher is too far behind.
-    pub(crate) fn publish(&self, epoch: u64, header: Header<'_>, frame: &str) -> bool {
+    fn publish(&self, epoch: u64, header: Header<'_>, frame: &str) -> bool {
         if !self.alive(epoch) {
             return false;
         }
@@ -33,7 +42,9 @@ impl RedisBus {
         }
         sent.is_ok()
     }
+}
 
+impl RedisBus {
     /// Publish queued frames in order, a pipeline at a time.
     pub(super) async fn publish_loop(
         self: Arc<Self>,
@@ -66,14 +77,4 @@ impl RedisBus {
             }
         }
     }
-}
-
-/// The header of a published run frame.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Header<'a> {
-    pub(crate) user: &'a str,
-    pub(crate) thread: &'a str,
-    pub(crate) run_id: &'a str,
-    pub(crate) seq: u64,
-    pub(crate) terminal: bool,
 }

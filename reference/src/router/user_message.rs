@@ -169,7 +169,7 @@ fn unavailable(e: &BusDown, request_id: Option<String>) -> Refusal {
 }
 
 fn on_bus(inbox: &Inbox, message: UserMessage, sender: &Sender<'_>) {
-    let bus = sender.shared.broadcast.bus();
+    let bus = sender.shared.bus.as_ref();
     if bus.is_some_and(|b| !b.is_up()) {
         let down = BusDown("not connected".into());
         return sender.refuse(&unavailable(&down, message.id));
