@@ -13,6 +13,9 @@
 //! with `delay_ms` before each event after `agent_started`, the `fail_tool`-th call going to a
 //! tool that really fails (`divide` by zero), and `hang` leaving the run without its terminal
 //! event. Runs are tasks: runs of one user and of different users proceed concurrently.
+//!
+//! What a run plays varies at one seam, [`Agent`]: the directive, and each event on its way from
+//! the script to the run's sender ([`Steps`]). The plain seam plays the script as written.
 
 use goldenpath_spec::MessageType;
 use serde_json::{Value, json};
@@ -20,7 +23,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::broadcast::{Ids, RunSender};
-use crate::faults::fault_on;
 use crate::tools;
 
 /// The `agent_name` every run reports.
@@ -132,68 +134,129 @@ impl fmt::Display for Directive {
     }
 }
 
+/// The seam where the agent varies: the directive a run plays and the events of the run on
+/// their way from the script to the run's sender. Every method's default is the plain
+/// behaviour.
+pub(crate) trait Agent: Send + Sync {
+    /// The directive a run plays, given the one its message asked for: that one.
+    fn directive(&self, asked: Directive) -> Directive {
+        asked
+    }
+
+    /// The steps of one run playing `directive` for `content`: each event sent as the script
+    /// emits it.
+    fn steps(&self, directive: &Directive, content: &str) -> Box<dyn Steps> {
+        let _ = (directive, content);
+        Box::new(AsScripted)
+    }
+}
+
+/// The events of one run between the script and the run's sender. Stateful: one per run.
+pub(crate) trait Steps: Send {
+    /// Put the script's next event on its way on `run`: sent as it is. [`Flow::Stop`] ends the
+    /// run here.
+    fn step<'a>(
+        &'a mut self,
+        kind: MessageType,
+        payload: Value,
+        run: &'a mut RunSender,
+    ) -> Step<'a> {
+        run.send(kind, payload);
+        Box::pin(std::future::ready(Flow::Go))
+    }
+}
+
+/// What [`Steps::step`] returns: whether the run goes on, once the step is on its way.
+pub(crate) type Step<'a> = futures_util::future::BoxFuture<'a, Flow>;
+
+/// Whether a run goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// The script goes on.
+    Go,
+    /// The run ends here.
+    #[cfg_attr(
+        not(feature = "faults"),
+        expect(dead_code, reason = "only a decorator of the seam stops a run")
+    )]
+    Stop,
+}
+
+/// The plain agent seam.
+pub(crate) struct Plain;
+
+impl Agent for Plain {}
+
+/// The plain steps: every event as the script emits it.
+pub(crate) struct AsScripted;
+
+impl Steps for AsScripted {}
+
+/// The run as the script emits it: each event checked against the run machine (debug builds),
+/// then handed to the run's steps.
+struct Script {
+    run: RunSender,
+    steps: Box<dyn Steps>,
+    check: RunCheck,
+}
+
+impl Script {
+    /// Emit the next event: `false` when the run ends here.
+    async fn emit(&mut self, kind: MessageType, payload: Value) -> bool {
+        self.check.observe(&self.run, kind, &payload);
+        self.steps.step(kind, payload, &mut self.run).await == Flow::Go
+    }
+}
+
 /// Play one run to its end. Returns early when no connection receives the run any more.
 /// Without `directives`, the content's directive is not honoured: the default run.
 pub(crate) async fn run(
-    mut run: RunSender,
+    run: RunSender,
+    agent: &dyn Agent,
     ids: &Ids,
     content: &str,
     request_id: Option<String>,
     directives: bool,
 ) {
-    let faults = run.faults();
-    let mut directive = if directives {
+    let asked = if directives {
         Directive::parse(content)
     } else {
         Directive::default()
     };
-    if fault_on!(faults, ToolEventsOnlyWithDirectives) && directive == Directive::default() {
-        directive.tools = 0;
-        directive.think = 0;
-    }
-    if fault_on!(faults, ExtraThinkingStep) {
-        directive.think += 1;
-    }
-    if fault_on!(faults, FailRunCompletes) {
-        directive.fail_run = false;
-    }
+    let directive = agent.directive(asked);
+    let mut script = Script {
+        steps: agent.steps(&directive, content),
+        run,
+        check: RunCheck::default(),
+    };
     let pause = Duration::from_millis(directive.delay_ms);
     let mut started = json!({"agent_name": AGENT_NAME});
-    if fault_on!(faults, SchemaMissingField) {
-        started = json!({});
-    }
-    if let Some(id) = request_id.filter(|_| !fault_on!(faults, AgentStartedWithoutRequestId)) {
+    if let Some(id) = request_id {
         started["request_id"] = Value::String(id);
     }
-    if fault_on!(faults, LateFirstEvent) {
-        tokio::time::sleep(Duration::from_millis(2200)).await;
-    }
-    if !fault_on!(faults, OmitAgentStarted) {
-        run.send(MessageType::AgentStarted, started);
+    if !script.emit(MessageType::AgentStarted, started).await {
+        return;
     }
 
     for step in 1..=directive.think {
         wait(pause).await;
-        if !run.has_targets() {
+        if !script.run.has_targets() {
             return;
         }
         let text = format!(
             "Step {step} of {}: working on the request.",
             directive.think
         );
-        let mut thinking = json!({"text": text, "step": step});
-        if fault_on!(faults, SchemaWrongType) {
-            thinking["step"] = json!(step.to_string());
+        let thinking = json!({"text": text, "step": step});
+        if !script.emit(MessageType::AgentThinking, thinking).await {
+            return;
         }
-        run.send(MessageType::AgentThinking, thinking);
     }
 
     let mut failed_calls = 0;
-    // The last call's `tool_completed`, when it goes out after the terminal event.
-    let mut late = None;
     for call in 1..=directive.tools {
         wait(pause).await;
-        if !run.has_targets() {
+        if !script.run.has_targets() {
             return;
         }
         let tool_call_id = ids.next("call");
@@ -205,28 +268,19 @@ pub(crate) async fn run(
                 json!({"text": content}),
             )
         };
-        let tool_call_id = if fault_on!(faults, ToolCallIdFromName) {
-            format!("call-{tool_name}")
-        } else {
-            tool_call_id
-        };
-        run.send(
-            MessageType::ToolExecuting,
-            json!({"tool_call_id": tool_call_id, "tool_name": tool_name, "parameters": parameters}),
-        );
+        let executing =
+            json!({"tool_call_id": tool_call_id, "tool_name": tool_name, "parameters": parameters});
+        if !script.emit(MessageType::ToolExecuting, executing).await {
+            return;
+        }
         let began = Instant::now();
         let outcome = tools::call(tool_name, &parameters);
         let duration_ms = began.elapsed().as_secs_f64() * 1000.0;
         let mut completed = json!({"tool_call_id": tool_call_id, "tool_name": tool_name, "duration_ms": duration_ms});
-        let failed = outcome.is_err();
         match outcome {
             Ok(result) => {
                 completed["status"] = json!("ok");
                 completed["result"] = result;
-            }
-            Err(e) if fault_on!(faults, ToolErrorReportedOk) => {
-                completed["status"] = json!("ok");
-                completed["result"] = json!({"error": e.to_string()});
             }
             Err(e) => {
                 failed_calls += 1;
@@ -235,72 +289,93 @@ pub(crate) async fn run(
             }
         }
         wait(pause).await;
-        if fault_on!(faults, CompleteWithOpenTool) && call == directive.tools {
-            late = Some(completed);
-            continue;
-        }
-        if fault_on!(faults, RepeatToolCompleted) && call == 1 {
-            run.send(MessageType::ToolCompleted, completed.clone());
-        }
-        run.send(MessageType::ToolCompleted, completed);
-        if fault_on!(faults, ToolErrorAbortsRun) && failed {
-            let message = "a tool call failed";
-            run.send(
-                MessageType::AgentError,
-                json!({"code": "tool_failed", "message": message}),
-            );
+        if !script.emit(MessageType::ToolCompleted, completed).await {
             return;
         }
     }
 
-    if directive.hang || fault_on!(faults, NeverFinish) {
+    if directive.hang {
         return;
     }
     wait(pause).await;
-    if directive.fail_run {
-        run.send(
+    let terminal = if directive.fail_run {
+        (
             MessageType::AgentError,
             json!({"code": "run_failed", "message": "the directive asked this run to fail"}),
-        );
+        )
     } else {
-        let mut text = format!(
+        let text = format!(
             "Done: {} tool call(s), {} failed.",
             directive.tools, failed_calls
         );
-        if fault_on!(faults, LeakContent) {
-            text = format!("{text} Last prompt: {}", last_prompt(content));
-        }
-        run.send(
+        (
             MessageType::AgentCompleted,
             json!({"result": {"text": text}, "tool_calls": directive.tools}),
-        );
-    }
-    if let Some(completed) = late {
-        run.send(MessageType::ToolCompleted, completed);
-    }
-    if fault_on!(faults, LateFrameAfterTerminal) {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let step = directive.think + 1;
-        run.send(
-            MessageType::AgentThinking,
-            json!({"text": "Cleaning up.", "step": step}),
-        );
-    }
-    if fault_on!(faults, FrameAfterTerminal) {
-        let step = directive.think + 1;
-        run.send(
-            MessageType::AgentThinking,
-            json!({"text": "Cleaning up.", "step": step}),
-        );
+        )
+    };
+    if script.emit(terminal.0, terminal.1).await {
+        script.check.finish();
     }
 }
 
-/// `Fault::LeakContent`'s process-wide "last prompt": the previous prompt any user sent,
-/// remembering `content` for the next run.
-fn last_prompt(content: &str) -> String {
-    static LAST: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    std::mem::replace(&mut *last, content.to_owned())
+/// In debug builds (and tests), every run the script emits is judged by the spec's run machine
+/// (`goldenpath_spec::machine`, read from `features/sequence.toml`) as it is emitted, before any
+/// seam can change it: a run the machine refuses is the reference's own bug, and panics with
+/// the machine's verdict. Release builds check nothing.
+#[derive(Default)]
+struct RunCheck {
+    #[cfg(debug_assertions)]
+    tracker: goldenpath_spec::machine::RunTracker,
+    #[cfg(debug_assertions)]
+    seq: u64,
+}
+
+impl RunCheck {
+    /// Judge the next event of `run`, stamped as the run's sender stamps it.
+    fn observe(&mut self, run: &RunSender, kind: MessageType, payload: &Value) {
+        #[cfg(debug_assertions)]
+        {
+            self.seq += 1;
+            let frame = json!({
+                "type": kind.as_str(),
+                "user_id": run.owner(),
+                "thread_id": run.thread_id(),
+                "run_id": run.run_id(),
+                "seq": self.seq,
+                "payload": payload,
+            });
+            let violations = self.tracker.observe(&frame);
+            assert!(
+                violations.is_empty(),
+                "the reference emitted a run the spec's machine refuses: {}",
+                list(&violations)
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = (run, kind, payload);
+    }
+
+    /// The run has ended: judge its end.
+    fn finish(self) {
+        #[cfg(debug_assertions)]
+        {
+            let violations = self.tracker.finish();
+            assert!(
+                violations.is_empty(),
+                "the reference ended a run the spec's machine refuses: {}",
+                list(&violations)
+            );
+        }
+    }
+}
+
+#[cfg(debug_assertions)]
+fn list(violations: &[goldenpath_spec::machine::Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn wait(pause: Duration) {

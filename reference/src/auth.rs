@@ -20,11 +20,21 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Config;
-use crate::faults::{Faults, fault_on};
 
-/// The user a faulty router lets in without a usable token (`Fault::AcceptMissingToken`,
-/// `Fault::AcceptMalformedToken`).
-const GUEST: &str = "anonymous";
+/// The message of the [`AuthError::Malformed`] of a token whose `sub` is empty or missing.
+pub(crate) const EMPTY_SUB: &str = "empty `sub`";
+
+/// The seam where token validation varies: who a request is, from the token it carries.
+/// [`Authenticator`] is the plain implementation.
+pub(crate) trait Authenticate: Send + Sync {
+    /// The user of a request: the `sub` of the valid token it carries, and where it carried
+    /// it.
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<(String, Placement), AuthError>;
+}
 
 /// Why a connection was refused. Each variant's [`AuthError::reason`] is the `reason` of the
 /// HTTP 401 body.
@@ -96,9 +106,9 @@ impl IntoResponse for AuthError {
 
 /// The claims the router reads and [`Authenticator::mint`] writes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Claims {
+pub(crate) struct Claims {
     #[serde(default)]
-    sub: String,
+    pub(crate) sub: String,
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
@@ -115,47 +125,37 @@ pub struct Authenticator {
     validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
-    faults: Faults,
 }
 
 impl Authenticator {
     /// An authenticator for the secret, issuer and audience of `config`.
     pub fn new(config: &Config) -> Self {
-        let faults = Faults::of(config);
+        Authenticator::with_rules(config, |_| {})
+    }
+
+    /// An authenticator for `config` whose validation rules `adjust` has had its way with
+    /// first: how a decorator of the token-validation seam changes what is checked.
+    pub(crate) fn with_rules(config: &Config, adjust: impl FnOnce(&mut Validation)) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // `sub` is the user; `iss` and `aud` are required once configured, not only checked
         // when present.
-        let mut required = vec!["exp"];
-        if !fault_on!(faults, AcceptTokenWithoutSub) {
-            required.push("sub");
-        }
+        let mut required = vec!["exp", "sub"];
         validation.leeway = goldenpath_spec::limits::limits().auth.clock_skew_s;
-        if fault_on!(faults, AcceptStaleToken) {
-            validation.leeway = 600;
-        }
-        validation.validate_nbf = !fault_on!(faults, IgnoreNotBefore);
+        validation.validate_nbf = true;
         match &config.jwt_audience {
-            Some(aud) if !fault_on!(faults, IgnoreAudience) => {
+            Some(aud) => {
                 validation.set_audience(&[aud]);
                 required.push("aud");
             }
-            _ => validation.validate_aud = false,
+            None => validation.validate_aud = false,
         }
-        if let Some(iss) = &config.jwt_issuer
-            && !fault_on!(faults, IgnoreIssuer)
-        {
+        if let Some(iss) = &config.jwt_issuer {
             validation.set_issuer(&[iss]);
             required.push("iss");
         }
-        if fault_on!(faults, AcceptMissingIssuerAudience) {
-            required.retain(|c| !matches!(*c, "iss" | "aud"));
-        }
         validation.set_required_spec_claims(&required);
-        if fault_on!(faults, AcceptExpiredToken) {
-            validation.validate_exp = false;
-        }
+        adjust(&mut validation);
         Authenticator {
-            faults,
             decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
             encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
             validation,
@@ -164,42 +164,9 @@ impl Authenticator {
         }
     }
 
-    /// The user of a request: the `sub` of the valid token it carries, and where it carried
-    /// it.
-    pub(crate) fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        query_token: Option<&str>,
-    ) -> Result<(String, Placement), AuthError> {
-        let query_token = query_token.filter(|_| !fault_on!(self.faults, IgnoreQueryToken));
-        let (token, placement) = match extract_token(headers, query_token) {
-            Err(AuthError::Missing) if fault_on!(self.faults, AcceptMissingToken) => {
-                return Ok((GUEST.to_owned(), Placement::Header));
-            }
-            found => found?,
-        };
-        if placement == Placement::Query && fault_on!(self.faults, QueryTokenUnverified) {
-            // The query path was added for browsers and reads the user without verifying.
-            return unverified_sub(&token).map(|sub| (sub, placement));
-        }
-        match self.verify(&token) {
-            Err(AuthError::Malformed(_)) if fault_on!(self.faults, AcceptMalformedToken) => {
-                Ok((GUEST.to_owned(), placement))
-            }
-            verified => Ok((verified?, placement)),
-        }
-    }
-
     /// The user (`sub`) of a valid token.
     pub fn verify(&self, token: &str) -> Result<String, AuthError> {
-        match check_algorithm(token) {
-            Err(AuthError::Algorithm(alg))
-                if alg == "none" && fault_on!(self.faults, AcceptAlgNone) =>
-            {
-                return unverified_sub(token);
-            }
-            checked => checked?,
-        }
+        check_algorithm(token)?;
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
                 match e.kind() {
@@ -219,17 +186,9 @@ impl Authenticator {
                     other => AuthError::Malformed(format!("{other:?}")),
                 }
             });
-        let data = match data {
-            Err(AuthError::BadSignature) if fault_on!(self.faults, AcceptWrongSignature) => {
-                return unverified_sub(token);
-            }
-            decoded => decoded?,
-        };
+        let data = data?;
         if data.claims.sub.trim().is_empty() {
-            if fault_on!(self.faults, AcceptTokenWithoutSub) {
-                return Ok(GUEST.to_owned());
-            }
-            return Err(AuthError::Malformed("empty `sub`".into()));
+            return Err(AuthError::Malformed(EMPTY_SUB.into()));
         }
         Ok(data.claims.sub)
     }
@@ -246,6 +205,17 @@ impl Authenticator {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
+    }
+}
+
+impl Authenticate for Authenticator {
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<(String, Placement), AuthError> {
+        let (token, placement) = extract_token(headers, query_token)?;
+        Ok((self.verify(&token)?, placement))
     }
 }
 
@@ -266,24 +236,6 @@ fn check_algorithm(token: &str) -> Result<(), AuthError> {
         Some(other) => Err(AuthError::Algorithm(other.to_owned())),
         None => Err(AuthError::Malformed("header has no `alg`".into())),
     }
-}
-
-/// The `sub` of a token, read without any verification (only `Fault::AcceptAlgNone` and
-/// `Fault::AcceptWrongSignature`).
-fn unverified_sub(token: &str) -> Result<String, AuthError> {
-    let body = token
-        .split('.')
-        .nth(1)
-        .ok_or_else(|| AuthError::Malformed("not a JWT".into()))?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(body.trim_end_matches('='))
-        .map_err(|_| AuthError::Malformed("claims are not base64url".into()))?;
-    let claims: Claims =
-        serde_json::from_slice(&bytes).map_err(|e| AuthError::Malformed(format!("claims: {e}")))?;
-    if claims.sub.trim().is_empty() {
-        return Ok(GUEST.to_owned());
-    }
-    Ok(claims.sub)
 }
 
 fn unix_now() -> u64 {

@@ -7,6 +7,10 @@
 //! would start at a `seq` other than 1); a connection that closes mid-run is dropped from the
 //! targets without disturbing the others.
 //!
+//! Where the frames go varies at one seam, [`Outbound`]: the frames outside a run, the
+//! connections a run goes to, and each run frame once stamped (its [`RunFrames`] filter). The
+//! plain seam sends everything as stamped, to the owner's connections.
+//!
 //! Queues are bounded ([`Config::queue_frames`](crate::Config::queue_frames)) and never waited
 //! on: a connection whose queue is full is a slow consumer and is closed with 1013, so one stuck
 //! tab never delays its owner's other tabs or other users.
@@ -19,8 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::bus::{Header, RedisBus};
-use crate::faults::{Faults, fault_on};
 use crate::metrics::{Metrics, inc};
 use crate::registry::{ConnHandle, Delivery, Registry};
 
@@ -49,7 +51,7 @@ impl Ids {
 #[derive(Serialize)]
 struct Envelope<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: &'a str,
     event_id: String,
     timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,23 +71,18 @@ fn now_rfc3339() -> String {
         .expect("the current UTC time always formats as RFC 3339")
 }
 
-/// Serialize one server frame, stamped with a fresh `event_id` and the time; `run` is
-/// `(user_id, thread_id, run_id, seq)` for a run frame.
+/// Serialize one server frame; `run` is `(user_id, thread_id, run_id, seq)` for a run frame.
 pub(crate) fn encode(
-    ids: &Ids,
-    faults: Faults,
-    kind: &'static str,
+    kind: &str,
+    event_id: String,
+    timestamp: String,
     run: Option<(&str, &str, &str, u64)>,
     payload: &Value,
 ) -> String {
-    let event_id = match run {
-        Some((.., seq)) if fault_on!(faults, EventIdPerRun) => format!("e-{seq}"),
-        _ => ids.next("e"),
-    };
     let envelope = Envelope {
         kind,
         event_id,
-        timestamp: now_rfc3339(),
+        timestamp,
         user_id: run.map(|r| r.0),
         thread_id: run.map(|r| r.1),
         run_id: run.map(|r| r.2),
@@ -95,46 +92,107 @@ pub(crate) fn encode(
     serde_json::to_string(&envelope).expect("a JSON value always serializes")
 }
 
-/// Stamps and delivers frames. Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Broadcast {
-    registry: Registry,
-    metrics: Arc<Metrics>,
-    ids: Arc<Ids>,
-    faults: Faults,
-    /// The Redis path (`--redis`); `None` delivers in process.
-    bus: Option<Arc<RedisBus>>,
+/// Serialize one server frame stamped now, with a fresh `event_id`.
+pub(crate) fn encode_fresh(
+    ids: &Ids,
+    kind: &str,
+    run: Option<(&str, &str, &str, u64)>,
+    payload: &Value,
+) -> String {
+    encode(kind, ids.next("e"), now_rfc3339(), run, payload)
 }
 
-impl Broadcast {
-    pub(crate) fn new(
-        registry: Registry,
-        metrics: Arc<Metrics>,
-        ids: Arc<Ids>,
-        faults: Faults,
-        bus: Option<Arc<RedisBus>>,
-    ) -> Self {
-        Broadcast {
-            registry,
-            metrics,
-            ids,
-            faults,
-            bus,
-        }
+/// The seam where the way out varies: every frame on its way to a tab. Every method's default
+/// is the plain behaviour.
+pub(crate) trait Outbound: Send + Sync {
+    /// A frame outside any run (`connection_established`, `pong`, `error`) on its way to
+    /// `conn`: queued as it is.
+    fn direct(&self, wire: &Wire, conn: &ConnHandle, kind: MessageType, payload: Value) {
+        wire.send(conn, kind.as_str(), &payload);
     }
 
-    /// The Redis path, when the server runs on one.
-    pub(crate) fn bus(&self) -> Option<&Arc<RedisBus>> {
-        self.bus.as_ref()
+    /// The connections a run of `owner` goes to, as it opens: the owner's connections open now.
+    fn open_run(&self, wire: &Wire, owner: &str) -> Vec<ConnHandle> {
+        wire.registry.connections(owner)
     }
 
-    fn encode(
-        &self,
-        kind: &'static str,
-        run: Option<(&str, &str, &str, u64)>,
-        payload: &Value,
-    ) -> String {
-        encode(&self.ids, self.faults, kind, run, payload)
+    /// Whether, on Redis, a run is published for every instance to deliver (rather than
+    /// delivered by this instance alone).
+    fn over_bus(&self) -> bool {
+        true
+    }
+
+    /// The filter one run's frames pass through once stamped: none.
+    fn run_frames(&self) -> Box<dyn RunFrames> {
+        Box::new(AsStamped)
+    }
+}
+
+/// What one run's frames become on their way out, once stamped. Stateful: one per run.
+pub(crate) trait RunFrames: Send {
+    /// Put `frame` (or what it becomes) on its way: sent as stamped.
+    fn frame(&mut self, frame: RunFrame, out: &mut RunOut<'_>) {
+        out.send(&frame);
+    }
+}
+
+/// The plain outbound seam.
+pub(crate) struct Plain;
+
+impl Outbound for Plain {}
+
+/// The plain run filter: every frame as stamped.
+pub(crate) struct AsStamped;
+
+impl RunFrames for AsStamped {}
+
+/// One frame of a run, stamped, before it is serialized.
+#[derive(Debug, Clone)]
+pub(crate) struct RunFrame {
+    pub(crate) kind: MessageType,
+    pub(crate) event_id: String,
+    pub(crate) timestamp: String,
+    pub(crate) owner: Arc<str>,
+    pub(crate) thread_id: String,
+    pub(crate) run_id: String,
+    pub(crate) seq: u64,
+    pub(crate) payload: Value,
+}
+
+impl RunFrame {
+    /// Whether the frame ends its run.
+    pub(crate) fn is_terminal(&self) -> bool {
+        matches!(
+            self.kind,
+            MessageType::AgentCompleted | MessageType::AgentError
+        )
+    }
+
+    fn encode(&self) -> String {
+        let run = (&*self.owner, &*self.thread_id, &*self.run_id, self.seq);
+        encode(
+            self.kind.as_str(),
+            self.event_id.clone(),
+            self.timestamp.clone(),
+            Some(run),
+            &self.payload,
+        )
+    }
+}
+
+/// Stamps, serializes and queues frames to connections, counting what it did. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Wire {
+    pub(crate) registry: Registry,
+    metrics: Arc<Metrics>,
+    ids: Arc<Ids>,
+}
+
+impl Wire {
+    /// Send a frame of type `kind`, outside any run, to `conn`.
+    pub(crate) fn send(&self, conn: &ConnHandle, kind: &str, payload: &Value) {
+        let frame = encode_fresh(&self.ids, kind, None, payload);
+        self.deliver(conn, &frame);
     }
 
     fn deliver(&self, conn: &ConnHandle, frame: &str) -> Delivery {
@@ -146,64 +204,112 @@ impl Broadcast {
         }
         delivery
     }
+}
+
+/// Where run frames are published for every instance to deliver: the Redis path (`bus`).
+pub(crate) trait Publish: Send + Sync {
+    /// The current connection's epoch: a run started under one stops when it ends.
+    fn epoch(&self) -> u64;
+
+    /// Whether the connection of `epoch` is still the one in use.
+    fn alive(&self, epoch: u64) -> bool;
+
+    /// Queue a run frame for publishing on its owner's channel; `false` when it cannot be.
+    fn publish(&self, epoch: u64, header: Header<'_>, frame: &str) -> bool;
+}
+
+/// The header of a published run frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) thread: &'a str,
+    pub(crate) run_id: &'a str,
+    pub(crate) seq: u64,
+    pub(crate) terminal: bool,
+}
+
+/// Stamps and delivers frames. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Broadcast {
+    wire: Wire,
+    outbound: Arc<dyn Outbound>,
+    /// The Redis path (`--redis`); `None` delivers in process.
+    bus: Option<Arc<dyn Publish>>,
+}
+
+impl Broadcast {
+    pub(crate) fn new(
+        registry: Registry,
+        metrics: Arc<Metrics>,
+        ids: Arc<Ids>,
+        outbound: Arc<dyn Outbound>,
+        bus: Option<Arc<dyn Publish>>,
+    ) -> Self {
+        Broadcast {
+            wire: Wire {
+                registry,
+                metrics,
+                ids,
+            },
+            outbound,
+            bus,
+        }
+    }
 
     /// Send a frame that is not part of a run (`connection_established`, `pong`, `error`) to
     /// one connection.
     pub(crate) fn to_connection(&self, conn: &ConnHandle, kind: MessageType, payload: Value) {
         debug_assert!(!kind.is_run_frame(), "run frames go through a RunSender");
         if kind == MessageType::Error {
-            inc(&self.metrics.error_frames);
+            inc(&self.wire.metrics.error_frames);
         }
-        let frame = self.encode(kind.as_str(), None, &payload);
-        self.deliver(conn, &frame);
+        self.outbound.direct(&self.wire, conn, kind, payload);
     }
 
     /// Open a run of `owner` in `thread_id`: its frames go to the owner's connections open now.
     pub(crate) fn start_run(&self, owner: Arc<str>, thread_id: String) -> RunSender {
-        inc(&self.metrics.runs_started);
+        self.start_run_with(owner, thread_id, self.outbound.run_frames())
+    }
+
+    /// [`Broadcast::start_run`], the run's frames passing through `frames` once stamped.
+    pub(crate) fn start_run_with(
+        &self,
+        owner: Arc<str>,
+        thread_id: String,
+        frames: Box<dyn RunFrames>,
+    ) -> RunSender {
+        inc(&self.wire.metrics.runs_started);
         // On Redis the run is published on the owner's channel; every instance holding a
-        // connection of the owner delivers it (`Fault::LocalDeliveryOnly`: only this one).
+        // connection of the owner delivers it.
         let remote = self
             .bus
             .clone()
-            .filter(|_| !fault_on!(self.faults, LocalDeliveryOnly))
+            .filter(|_| self.outbound.over_bus())
             .map(|bus| Remote {
                 epoch: bus.epoch(),
                 bus,
                 stopped: false,
             });
-        let mut targets = self.registry.connections(&owner);
-        if fault_on!(self.faults, TenantBroadcast) {
-            let tenant = |user: &str| user.rsplit_once('-').map_or("", |(t, _)| t).to_owned();
-            let own = tenant(&owner);
-            targets = self.registry.connections_where(|user| tenant(user) == own);
-        }
-        if fault_on!(self.faults, OneTabOnly) {
-            targets.truncate(1);
-        }
-        if fault_on!(self.faults, UnknownFrameType) {
-            let frame = self.encode("agent_typing", None, &serde_json::json!({}));
-            for conn in &targets {
-                self.deliver(conn, &frame);
-            }
-        }
+        let mut targets = self.outbound.open_run(&self.wire, &owner);
         if remote.is_some() {
             targets.clear();
         }
         RunSender {
-            targets,
-            remote,
-            held: None,
+            run_id: self.wire.ids.next("r"),
             owner,
             thread_id,
-            run_id: self.ids.next("r"),
             seq: 0,
-            broadcast: self.clone(),
+            frames,
+            targets: Targets {
+                conns: targets,
+                remote,
+                wire: self.wire.clone(),
+            },
         }
     }
 
     pub(crate) fn ids(&self) -> &Ids {
-        &self.ids
+        &self.wire.ids
     }
 }
 
@@ -213,102 +319,93 @@ pub(crate) struct RunSender {
     thread_id: String,
     run_id: String,
     seq: u64,
-    targets: Vec<ConnHandle>,
-    /// Set on the Redis path: the frames are published, not delivered here.
-    remote: Option<Remote>,
-    /// A frame held back to be delivered after the next one (only `Fault::ReorderFrames`), with
-    /// its `seq` and whether it is terminal.
-    held: Option<(u64, bool, String)>,
-    broadcast: Broadcast,
+    frames: Box<dyn RunFrames>,
+    targets: Targets,
 }
 
-impl RunSender {
-    /// Stamp and deliver the next frame of the run.
-    pub(crate) fn send(&mut self, kind: MessageType, payload: Value) {
-        debug_assert!(kind.is_run_frame(), "{kind} is not a run frame");
-        let faults = self.broadcast.faults;
-        let terminal = matches!(kind, MessageType::AgentCompleted | MessageType::AgentError);
-        if fault_on!(faults, DropToolCompleted) && kind == MessageType::ToolCompleted {
-            return;
-        }
-        if fault_on!(faults, TabCloseStopsRun) && self.targets.iter().any(ConnHandle::is_closed) {
-            self.targets.clear();
-            return;
-        }
-        self.seq += 1;
-        let mut seq = self.seq;
-        if fault_on!(faults, SeqGap) && seq >= 3 {
-            seq += 1;
-        }
-        if fault_on!(faults, SeqRepeat) && seq >= 3 {
-            seq -= 1;
-        }
-        let (fresh_run, fresh_thread);
-        let mut run_id = self.run_id.as_str();
-        let mut thread_id = self.thread_id.as_str();
-        let first_thinking = seq == 2 && kind == MessageType::AgentThinking;
-        if fault_on!(faults, WrongRunId) && first_thinking {
-            fresh_run = self.broadcast.ids.next("r");
-            run_id = &fresh_run;
-        }
-        if fault_on!(faults, WrongThreadId) && terminal {
-            fresh_thread = self.broadcast.ids.next("t");
-            thread_id = &fresh_thread;
-        }
-        let frame = self.broadcast.encode(
-            kind.as_str(),
-            Some((&self.owner, thread_id, run_id, seq)),
-            &payload,
-        );
-        let this = (seq, terminal, frame);
-        if fault_on!(faults, ReorderFrames) && first_thinking {
-            // Held back, to be delivered after the next frame (before it, if that is the end).
-            self.held = Some(this);
-            return;
-        }
-        match self.held.take() {
-            Some(held) if !terminal => {
-                self.deliver(&this);
-                self.deliver(&held);
-            }
-            Some(held) => {
-                self.deliver(&held);
-                self.deliver(&this);
-            }
-            None => self.deliver(&this),
-        }
-        if fault_on!(faults, DuplicateFrame) && first_thinking {
-            self.deliver(&this);
-        }
-        if terminal {
-            inc(&self.broadcast.metrics.runs_finished);
-        }
-    }
+/// Where one run's frames go.
+struct Targets {
+    conns: Vec<ConnHandle>,
+    /// Set on the Redis path: the frames are published, not delivered here.
+    remote: Option<Remote>,
+    wire: Wire,
+}
 
-    fn deliver(&mut self, (seq, terminal, frame): &(u64, bool, String)) {
-        if let Some(remote) = &mut self.remote {
+/// The way out of one run's frames, as its [`RunFrames`] filter sees it.
+pub(crate) struct RunOut<'a> {
+    targets: &'a mut Targets,
+    thread_id: &'a str,
+    run_id: &'a str,
+}
+
+impl RunOut<'_> {
+    /// Serialize `frame` and deliver it to the run's connections (on Redis: publish it).
+    pub(crate) fn send(&mut self, frame: &RunFrame) {
+        let bytes = frame.encode();
+        let targets = &mut *self.targets;
+        if let Some(remote) = &mut targets.remote {
             let header = Header {
-                user: &self.owner,
-                thread: &self.thread_id,
-                run_id: &self.run_id,
-                seq: *seq,
-                terminal: *terminal,
+                user: &frame.owner,
+                thread: self.thread_id,
+                run_id: self.run_id,
+                seq: frame.seq,
+                terminal: frame.is_terminal(),
             };
-            if !remote.stopped && !remote.bus.publish(remote.epoch, header, frame) {
+            if !remote.stopped && !remote.bus.publish(remote.epoch, header, &bytes) {
                 remote.stopped = true;
             }
             return;
         }
-        let broadcast = &self.broadcast;
-        self.targets
-            .retain(|conn| broadcast.deliver(conn, frame) == Delivery::Queued);
+        let wire = &targets.wire;
+        targets
+            .conns
+            .retain(|conn| wire.deliver(conn, &bytes) == Delivery::Queued);
     }
 
-    /// Stamp the run's frames with another owner than the user whose connections receive
-    /// them (only `Fault::IdentityFromPayload`).
-    #[cfg(feature = "faults")]
-    pub(crate) fn relabel_owner(&mut self, owner: Arc<str>) {
-        self.owner = owner;
+    /// Whether a connection the run goes to has closed.
+    #[cfg_attr(
+        not(feature = "faults"),
+        expect(dead_code, reason = "only a decorator of the seam asks")
+    )]
+    pub(crate) fn any_tab_closed(&self) -> bool {
+        self.targets.conns.iter().any(ConnHandle::is_closed)
+    }
+
+    /// Deliver nothing more of the run to anyone.
+    #[cfg_attr(
+        not(feature = "faults"),
+        expect(dead_code, reason = "only a decorator of the seam abandons a run")
+    )]
+    pub(crate) fn abandon(&mut self) {
+        self.targets.conns.clear();
+    }
+}
+
+impl RunSender {
+    /// Stamp the next frame of the run and put it on its way.
+    pub(crate) fn send(&mut self, kind: MessageType, payload: Value) {
+        debug_assert!(kind.is_run_frame(), "{kind} is not a run frame");
+        self.seq += 1;
+        let frame = RunFrame {
+            kind,
+            event_id: self.targets.wire.ids.next("e"),
+            timestamp: now_rfc3339(),
+            owner: self.owner.clone(),
+            thread_id: self.thread_id.clone(),
+            run_id: self.run_id.clone(),
+            seq: self.seq,
+            payload,
+        };
+        let terminal = frame.is_terminal();
+        let mut out = RunOut {
+            targets: &mut self.targets,
+            thread_id: &self.thread_id,
+            run_id: &self.run_id,
+        };
+        self.frames.frame(frame, &mut out);
+        if terminal {
+            inc(&self.targets.wire.metrics.runs_finished);
+        }
     }
 
     /// The run's id.
@@ -316,25 +413,30 @@ impl RunSender {
         &self.run_id
     }
 
-    /// The fault the run's broadcaster was started with (for the agent's hooks).
-    pub(crate) fn faults(&self) -> Faults {
-        self.broadcast.faults
+    /// The run's thread.
+    pub(crate) fn thread_id(&self) -> &str {
+        &self.thread_id
+    }
+
+    /// The run's owner.
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Whether any connection still receives this run.
     pub(crate) fn has_targets(&self) -> bool {
-        match &self.remote {
+        match &self.targets.remote {
             // The owner's connections on other instances are not known here: the run goes on
             // while its frames can be published.
             Some(remote) => !remote.stopped && remote.bus.alive(remote.epoch),
-            None => !self.targets.is_empty(),
+            None => !self.targets.conns.is_empty(),
         }
     }
 }
 
 /// A run published over Redis.
 struct Remote {
-    bus: Arc<RedisBus>,
+    bus: Arc<dyn Publish>,
     /// The Redis connection the run started on: it stops when that one is lost.
     epoch: u64,
     /// A frame could not be published: the rest of the run is not sent.

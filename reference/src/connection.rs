@@ -15,18 +15,17 @@
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt};
-use goldenpath_spec::{ErrorCode, MessageType, SPEC_VERSION};
+use goldenpath_spec::{MessageType, SPEC_VERSION};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, interval_at, timeout};
 use tokio_tungstenite::tungstenite;
 
-use crate::faults::{Faults, fault_on};
 use crate::metrics::inc;
 use crate::registry::{ConnHandle, Outbox, Reservation};
-use crate::router::{self, Refusal, Sender};
-use crate::server::Shared;
+use crate::router::{self, Reaction, Read, Routing, Sender};
+use crate::state::Shared;
 
 /// The most queued frames written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -49,7 +48,12 @@ enum Written {
 }
 
 /// Serve one upgraded connection until either side closes it.
-pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Reservation) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    routing: Arc<dyn Routing>,
+    reservation: Reservation,
+) {
     let user = reservation.user().clone();
     let id: Arc<str> = shared.broadcast.ids().next("c").into();
     let (conn, queue) = ConnHandle::new(
@@ -59,8 +63,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
     );
     let send_timeout = shared.config.send_timeout;
     // Queue the greeting before the connection becomes visible to runs: it is always first.
-    let faults = shared.faults;
-    let mut greeting = json!({
+    let greeting = json!({
         "connection_id": &*id,
         "user_id": &*user,
         "spec_version": SPEC_VERSION,
@@ -68,33 +71,19 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
         "capabilities": if shared.config.directives { vec!["directives"] } else { Vec::new() },
         "heartbeat_interval_ms": shared.config.idle_ping.as_millis() as u64,
     });
-    if fault_on!(faults, GreetingWrongUser) {
-        greeting["user_id"] = json!(&*id);
-    }
-    if fault_on!(faults, SharedConnectionId) {
-        greeting["connection_id"] = json!(format!("session-{user}"));
-    }
-    if fault_on!(faults, GreetingWithoutLimits)
-        && let Some(p) = greeting.as_object_mut()
-    {
-        p.remove("max_frame_bytes");
-    }
     shared
         .broadcast
         .to_connection(&conn, MessageType::ConnectionEstablished, greeting);
-    if fault_on!(faults, TextKeepalive) {
-        conn.deliver("keepalive".into());
-    }
     let _registration = reservation.register(conn.clone());
     // On Redis: the user's channel is subscribed before the greeting can go out.
-    let _joined = match shared.broadcast.bus() {
+    let _joined = match &shared.bus {
         Some(bus) => Some(bus.join(&user).await),
         None => None,
     };
     let inbox = shared
-        .broadcast
-        .bus()
-        .map(|bus| router::user_message::inbox(bus.clone(), &shared, &user, &conn));
+        .bus
+        .as_ref()
+        .map(|bus| router::user_message::inbox(bus.clone(), &shared, &routing, &user, &conn));
     inc(&shared.metrics.connections_total);
     tracing::debug!(%user, connection = %id, "connected");
 
@@ -104,12 +93,11 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
     let mut last_heard = Instant::now();
     let sender = Sender {
         shared: &shared,
+        routing: &routing,
         user: &user,
         conn: &conn,
         inbox: inbox.as_ref(),
     };
-    // Set by a refused frame under `Fault::ErrorPoisonsConnection`.
-    let mut poisoned = false;
     // How long the close frame may take to go out: a client that is merely slow gets the send
     // timeout to read up to it; a stuck one, or a server shutting down, gets a moment.
     let mut patience = send_timeout;
@@ -157,46 +145,28 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
             }
             inbound = stream.next() => {
                 last_heard = Instant::now();
-                let refused = match inbound {
-                    Some(Ok(Message::Text(text))) => route(text.as_str(), &sender, poisoned),
-                    Some(Ok(Message::Binary(bytes))) if fault_on!(faults, BinaryAsText) => {
-                        route(&String::from_utf8_lossy(&bytes), &sender, poisoned)
-                    }
-                    Some(Ok(Message::Binary(_))) => Some(Refusal::binary()),
-                    Some(Ok(Message::Ping(_))) if fault_on!(faults, PongWrongData) => {
-                        // Replaces the pong the WebSocket layer queued, which carries the data.
-                        let pong = sink.send(Message::Pong(Default::default()));
-                        if !matches!(timeout(send_timeout, pong).await, Ok(Ok(()))) {
-                            break None;
-                        }
-                        None
-                    }
-                    // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    // Dropping the socket skips the close reply the WebSocket layer queued.
-                    Some(Ok(Message::Close(_))) if fault_on!(faults, NoCloseReply) => return,
-                    // The WebSocket layer answers the close frame.
-                    Some(Ok(Message::Close(_))) | None => break None,
+                let read = match inbound {
+                    Some(Ok(frame)) => Read::Frame(frame),
+                    None => Read::Ended,
                     Some(Err(e)) => {
                         tracing::debug!(%user, connection = %id, error = %e, "read failed");
                         let close = close_for(&e);
                         if close.is_some() {
                             inc(&shared.metrics.protocol_closes);
                         }
-                        match close.map(|close| faulty_close(faults, close)) {
-                            Some(Some(close)) => break Some(close),
-                            // `Fault::OversizeDropped`: the socket goes without a close frame.
-                            Some(None) => return,
-                            None => break None,
-                        }
+                        Read::Failed(close)
                     }
                 };
-                if let Some(refusal) = refused {
-                    if let Some(close) = close_instead_of(faults, &refusal) {
-                        break Some(close);
+                match route(&read, &sender) {
+                    Reaction::Continue => {}
+                    Reaction::Reply(frame) => {
+                        if !matches!(timeout(send_timeout, sink.send(frame)).await, Ok(Ok(()))) {
+                            break None;
+                        }
                     }
-                    sender.refuse(&refusal);
-                    poisoned = fault_on!(faults, ErrorPoisonsConnection);
+                    Reaction::Close(code, reason) => break Some((code, reason)),
+                    Reaction::Closed => break None,
+                    Reaction::Drop => return,
                 }
             }
             _ = ticker.tick() => {
@@ -230,23 +200,36 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, reservation: Res
     tracing::debug!(%user, connection = %id, "disconnected");
 }
 
-/// Route one text frame: `None` when it was accepted, the refusal otherwise. A `poisoned`
-/// connection (`Fault::ErrorPoisonsConnection`) drops its user messages.
-fn route(text: &str, sender: &Sender<'_>, poisoned: bool) -> Option<Refusal> {
-    let shared = sender.shared;
-    match router::parse(text, shared.config.max_frame_bytes, shared.faults) {
-        Ok(router::Inbound::UserMessage(_)) if poisoned => None,
+/// What the connection does about one read: a data frame is routed (and refused, when it must
+/// be), a ping or pong is the WebSocket layer's, a close or a failure ends the connection.
+fn route(read: &Read, sender: &Sender<'_>) -> Reaction {
+    let routing = sender.routing;
+    let plain = match read {
+        Read::Frame(Message::Text(text)) => route_text(text.as_str(), sender),
+        Read::Frame(Message::Binary(bytes)) => match routing.binary(bytes) {
+            Ok(text) => route_text(&text, sender),
+            Err(refusal) => routing.refused(refusal, sender),
+        },
+        // Pings are answered by the WebSocket layer itself.
+        Read::Frame(Message::Ping(_) | Message::Pong(_)) => Reaction::Continue,
+        // The WebSocket layer answers the close frame.
+        Read::Frame(Message::Close(_)) | Read::Ended | Read::Failed(None) => Reaction::Closed,
+        Read::Failed(Some((code, reason))) => Reaction::Close(*code, reason),
+    };
+    routing.react(read, plain)
+}
+
+/// Route one text frame to its handler, or refuse it.
+fn route_text(text: &str, sender: &Sender<'_>) -> Reaction {
+    let routing = sender.routing;
+    match routing.parse(text, sender.shared.config.max_frame_bytes) {
         Ok(inbound) => {
-            router::dispatch(inbound, sender);
-            None
+            if routing.accept(&inbound, sender) {
+                router::dispatch(inbound, sender);
+            }
+            Reaction::Continue
         }
-        Err(refusal)
-            if refusal.code == ErrorCode::UnknownType
-                && fault_on!(shared.faults, IgnoreUnknownType) =>
-        {
-            None
-        }
-        Err(refusal) => Some(refusal),
+        Err(refusal) => routing.refused(refusal, sender),
     }
 }
 
@@ -294,27 +277,4 @@ fn close_for(error: &axum::Error) -> Option<(u16, &'static str)> {
         _ => return None,
     };
     Some(close)
-}
-
-/// The close a faulty router sends instead of `close` (`Fault::Utf8AsProtocolError`), or
-/// `None` when it drops the socket without one (`Fault::OversizeDropped`).
-fn faulty_close(faults: Faults, close: (u16, &'static str)) -> Option<(u16, &'static str)> {
-    match close.0 {
-        close_code::INVALID if fault_on!(faults, Utf8AsProtocolError) => {
-            Some((close_code::PROTOCOL, "WebSocket protocol violation"))
-        }
-        close_code::SIZE if fault_on!(faults, OversizeDropped) => None,
-        _ => Some(close),
-    }
-}
-
-/// The close a faulty router answers a refused frame with, instead of its `error` frame
-/// (`Fault::CloseOnMalformedJson`).
-fn close_instead_of(faults: Faults, refusal: &Refusal) -> Option<(u16, &'static str)> {
-    match refusal.code {
-        ErrorCode::InvalidJson if fault_on!(faults, CloseOnMalformedJson) => {
-            Some((close_code::ERROR, "internal error"))
-        }
-        _ => None,
-    }
 }

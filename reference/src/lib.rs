@@ -16,14 +16,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The modules, in the order a frame meets them: `auth` (the token), `registry` (user →
-//! connections), `connection` (one loop per socket), `router` (one module per inbound type),
-//! `threads` (ownership), `agent` (the scripted run), `tools` (the dispatcher), `broadcast` (the
-//! only send path).
+//! The modules, in the order a frame meets them: `server` (the upgrade), `auth` (the token),
+//! `registry` (user → connections), `connection` (one loop per socket), `router` (one module
+//! per inbound type), `threads` (ownership), `agent` (the scripted run), `tools` (the
+//! dispatcher), `broadcast` (the only send path), `bus` (the Redis path). `state` holds what
+//! they share; `seams` lists where behaviour may vary, each seam a trait whose defaults are the
+//! plain behaviour (`auth`, `lifecycle`, `router`, `agent`, `broadcast`, `bus`).
 //!
 //! With the `faults` Cargo feature, [`Fault`] switches on one deliberately broken behaviour
 //! ([`Config::with_fault`], `goldenpath serve --fault NAME`): the faulty servers that prove the
-//! conformance suite can fail every requirement. Without the feature none of it is compiled.
+//! conformance suite can fail every requirement. Each fault is a decorator of one seam, in a
+//! layer of its own (`faults/`) wired in where the server is built; the core modules hold no
+//! fault branch. Without the feature none of it is compiled.
 
 mod agent;
 mod auth;
@@ -31,12 +35,16 @@ mod broadcast;
 mod bus;
 mod config;
 mod connection;
+#[cfg(feature = "faults")]
 mod faults;
 mod gate;
+mod lifecycle;
 mod metrics;
 mod registry;
 mod router;
+mod seams;
 mod server;
+mod state;
 mod threads;
 mod tools;
 

@@ -211,8 +211,11 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// A snapshot of the open connections of every user for whom `pred` holds (only
-    /// `Fault::TenantBroadcast`).
+    /// A snapshot of the open connections of every user for whom `pred` holds.
+    #[cfg_attr(
+        not(feature = "faults"),
+        expect(dead_code, reason = "only a decorator of the outbound seam asks")
+    )]
     pub(crate) fn connections_where(&self, pred: impl Fn(&str) -> bool) -> Vec<ConnHandle> {
         self.lock()
             .iter()

@@ -17,34 +17,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticator, Placement};
-use crate::broadcast::{Broadcast, Ids};
+use crate::broadcast::{Broadcast, Ids, Publish};
 use crate::bus::RedisBus;
-use crate::faults::{Faults, fault_on};
 use crate::gate::{Gate, Handshake};
 use crate::metrics::{Metrics, inc};
 use crate::registry::Registry;
+use crate::router::Routing;
+use crate::state::Shared;
 use crate::threads::Threads;
 use crate::{Config, connection};
 
-/// The state every connection and run shares.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) auth: Authenticator,
-    pub(crate) registry: Registry,
-    pub(crate) broadcast: Broadcast,
-    pub(crate) threads: Threads,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The deliberately broken behaviour switched on, if any (the `faults` feature).
-    pub(crate) faults: Faults,
-    /// Cancelled when the drain is over: connections close with 1001, runs stop.
-    pub(crate) shutdown: CancellationToken,
-    /// Cancelled when the drain begins: a `user_message` is refused with `shutting_down`
-    /// instead of starting a run the drain would have to cut (GP-DEPLOY-002).
-    pub(crate) draining: CancellationToken,
-    /// Every connection and run task, so shutdown can wait for them.
-    pub(crate) tasks: TaskTracker,
-    /// The runs in flight, so that shutdown can let them finish (up to [`Config::drain`]).
-    pub(crate) runs: TaskTracker,
+/// The HTTP side's state: what every request shares, and how frames are routed.
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    routing: Arc<dyn Routing>,
 }
 
 /// Why [`serve`] stopped with an error.
@@ -80,22 +67,43 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // The one place the seams are chosen: plain, or (the `faults` feature) the one fault of
+    // `config` decorating them.
+    #[cfg(feature = "faults")]
+    let seams = crate::faults::seams(&config);
+    #[cfg(not(feature = "faults"))]
+    let seams = crate::seams::Seams::plain(&config);
     let registry = Registry::default();
     let metrics = Arc::new(Metrics::default());
-    let faults = Faults::of(&config);
     let ids = Arc::new(Ids::new());
     let bus = match &config.redis_url {
         Some(url) => Some(
-            RedisBus::new(url, registry.clone(), metrics.clone(), ids.clone(), faults)
-                .map_err(|e| ServeError::Redis(e.to_string()))?,
+            RedisBus::new(
+                url,
+                registry.clone(),
+                metrics.clone(),
+                ids.clone(),
+                seams.channels,
+            )
+            .map_err(|e| ServeError::Redis(e.to_string()))?,
         ),
         None => None,
     };
+    let outbound = seams.outbound;
     let shared = Arc::new(Shared {
-        auth: Authenticator::new(&config),
-        broadcast: Broadcast::new(registry.clone(), metrics.clone(), ids, faults, bus.clone()),
+        auth: seams.auth,
+        tokens: Authenticator::new(&config),
+        lifecycle: seams.lifecycle,
+        agent: seams.agent,
+        broadcast: Broadcast::new(
+            registry.clone(),
+            metrics.clone(),
+            ids,
+            outbound,
+            bus.clone().map(|bus| bus as Arc<dyn Publish>),
+        ),
+        bus: bus.clone(),
         registry,
-        faults,
         threads: Threads::default(),
         metrics,
         shutdown: CancellationToken::new(),
@@ -110,7 +118,10 @@ pub async fn serve(
         .route("/metrics", get(metrics_text))
         .route("/dev/tokens", post(dev_token))
         .layer(axum::middleware::from_fn(renew_deadline))
-        .with_state(shared.clone());
+        .with_state(App {
+            shared: shared.clone(),
+            routing: seams.routing,
+        });
 
     if let Some(bus) = bus {
         // Serve once Redis answers (or after a bounded wait: then degraded until it does).
@@ -134,7 +145,7 @@ pub async fn serve(
     let result = tokio::select! {
         result = &mut http => result,
         () = shutdown => {
-            if fault_on!(shared.faults, ExitWithoutDrain) {
+            if !shared.lifecycle.drains() {
                 // Gone at once: no drain, no 1001; the process exit drops every socket.
                 http.abort();
                 return Ok(());
@@ -213,7 +224,7 @@ struct WsQuery {
 
 /// `GET /ws`: authenticate, take a connection slot, then upgrade.
 async fn upgrade(
-    State(shared): State<Arc<Shared>>,
+    State(App { shared, routing }): State<App>,
     ConnectInfo(handshake): ConnectInfo<Handshake>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
@@ -224,20 +235,16 @@ async fn upgrade(
         Err(refusal) => {
             inc(&shared.metrics.auth_refusals);
             tracing::debug!(reason = refusal.reason(), "upgrade refused");
-            if fault_on!(shared.faults, RefusalWithoutReason) {
-                return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
-            }
-            return refusal.into_response();
+            return shared.lifecycle.refusal(refusal);
         }
     };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let mut limit = shared.config.max_connections_per_user;
-    if fault_on!(shared.faults, SingleConnectionPerUser) {
-        limit = 1;
-    }
+    let limit = shared
+        .lifecycle
+        .per_user_limit(shared.config.max_connections_per_user);
     let reservation = match shared.registry.reserve(&user, limit) {
         Ok(r) => r,
         Err(e) => {
@@ -246,50 +253,49 @@ async fn upgrade(
             return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
         }
     };
-    let offered_ours = ws
+    let offered: Vec<String> = ws
         .requested_protocols()
-        .any(|p| p.as_bytes() == wire::SUBPROTOCOL.as_bytes());
-    let ws = if fault_on!(shared.faults, EchoBearerSubprotocol) {
-        let bearer: Vec<String> = ws
-            .requested_protocols()
-            .filter_map(|p| p.to_str().ok())
-            .filter(|p| p.starts_with(wire::BEARER_PROTOCOL_PREFIX))
-            .map(str::to_owned)
-            .collect();
-        ws.protocols(bearer)
-    } else if offered_ours || placement == Placement::Subprotocol {
-        ws.protocols([wire::SUBPROTOCOL])
-    } else {
+        .filter_map(|p| p.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    let mut chosen = Vec::new();
+    if offered.iter().any(|p| p == wire::SUBPROTOCOL) || placement == Placement::Subprotocol {
+        chosen.push(wire::SUBPROTOCOL.to_owned());
+    }
+    let chosen = shared.lifecycle.protocols(&offered, chosen);
+    let ws = if chosen.is_empty() {
         ws
+    } else {
+        ws.protocols(chosen)
     };
     let limit = shared.config.transport_frame_limit();
     handshake.complete();
     tracing::trace!(peer = %handshake.peer(), %user, "upgrading");
-    ws.read_buffer_size(READ_BUFFER)
+    let ws = ws
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(WRITE_BUFFER + limit)
         .max_message_size(limit)
-        .max_frame_size(limit)
-        .accept_unmasked_frames(fault_on!(shared.faults, AcceptUnmaskedFrames))
-        .on_upgrade(move |socket| {
-            let tasks = shared.tasks.clone();
-            tasks.track_future(connection::run(socket, shared, reservation))
-        })
+        .max_frame_size(limit);
+    shared.lifecycle.configure(ws).on_upgrade(move |socket| {
+        let tasks = shared.tasks.clone();
+        tasks.track_future(connection::run(socket, shared, routing, reservation))
+    })
 }
 
-async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn health(State(App { shared, .. }): State<App>) -> impl IntoResponse {
     let mut health = json!({
         "status": "ok",
         "spec_version": goldenpath_spec::SPEC_VERSION,
         "connections": shared.registry.open_connections(),
     });
-    if let Some(bus) = shared.broadcast.bus() {
+    if let Some(bus) = &shared.bus {
         health["redis"] = json!(if bus.is_up() { "up" } else { "down" });
     }
     axum::Json(health)
 }
 
-async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn metrics_text(State(App { shared, .. }): State<App>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         shared.metrics.render(shared.registry.open_connections()),
@@ -302,7 +308,7 @@ struct TokenRequest {
 }
 
 /// `POST /dev/tokens {"user": "alice"}` → `{"token": "...", "user": "alice", "expires_in": s}`.
-async fn dev_token(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+async fn dev_token(State(App { shared, .. }): State<App>, body: axum::body::Bytes) -> Response {
     if !shared.config.dev_tokens {
         return (
             StatusCode::NOT_FOUND,
@@ -324,7 +330,7 @@ async fn dev_token(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     let ttl = shared.config.dev_token_ttl;
-    let token = shared.auth.mint(&request.user, ttl);
+    let token = shared.tokens.mint(&request.user, ttl);
     axum::Json(json!({"token": token, "user": request.user, "expires_in": ttl.as_secs()}))
         .into_response()
 }

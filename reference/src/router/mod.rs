@@ -1,17 +1,115 @@
 //! The one router: an inbound text frame is parsed, validated against its schema once, and
 //! handed to the module of its type (`user_message`, `ping`). Anything else becomes a
 //! [`Refusal`], answered with an `error` frame; the connection stays open.
+//!
+//! How an inbound frame is handled varies at one seam, [`Routing`]: what a frame is, what a
+//! refusal is answered with, which thread a message goes to and what run it starts. The plain
+//! seam routes as the spec says.
 
 mod ping;
 pub(crate) mod user_message;
 
+use axum::extract::ws::Message;
 use goldenpath_spec::{Direction, ErrorCode, MessageType, schema};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use crate::faults::{Faults, fault_on};
 use crate::registry::ConnHandle;
-use crate::server::Shared;
+use crate::state::Shared;
+use crate::threads::ThreadNotFound;
+use user_message::UserMessage;
+
+/// The seam where the handling of inbound frames varies. Every method's default is the plain
+/// behaviour.
+pub(crate) trait Routing: Send + Sync {
+    /// The text a binary frame carries: none, it is refused (the protocol is JSON text).
+    fn binary(&self, bytes: &[u8]) -> Result<String, Refusal> {
+        let _ = bytes;
+        Err(Refusal::binary())
+    }
+
+    /// The frame a text frame is: [`parse`].
+    fn parse(&self, text: &str, max_frame_bytes: usize) -> Result<Inbound, Refusal> {
+        parse(text, max_frame_bytes)
+    }
+
+    /// Whether an accepted frame is handed to its handler: always.
+    fn accept(&self, frame: &Inbound, sender: &Sender<'_>) -> bool {
+        let _ = (frame, sender);
+        true
+    }
+
+    /// What a refused frame gets: an `error` frame, and the connection stays open.
+    fn refused(&self, refusal: Refusal, sender: &Sender<'_>) -> Reaction {
+        sender.refuse(&refusal);
+        Reaction::Continue
+    }
+
+    /// What the connection does about `read`, `plain` being what the spec asks.
+    fn react(&self, read: &Read, plain: Reaction) -> Reaction {
+        let _ = read;
+        plain
+    }
+
+    /// The thread of a message that names `requested`: [`user_message::thread`].
+    fn thread(
+        &self,
+        sender: &Sender<'_>,
+        requested: Option<String>,
+    ) -> Result<String, ThreadNotFound> {
+        user_message::thread(sender, requested)
+    }
+
+    /// Start the run of `message` in `thread`: [`user_message::start`].
+    fn start(&self, sender: &Sender<'_>, thread: String, message: UserMessage) {
+        user_message::start(sender, thread, message);
+    }
+
+    /// Whether, on Redis, thread ownership is looked up in Redis (so that every instance
+    /// knows it) rather than in this instance's memory.
+    fn threads_in_redis(&self) -> bool {
+        true
+    }
+}
+
+/// The plain routing seam.
+pub(crate) struct Plain;
+
+impl Routing for Plain {}
+
+/// One thing read from a connection's socket.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// A frame, data or control.
+    Frame(Message),
+    /// The stream ended: the client is gone.
+    Ended,
+    /// Reading failed; the close the failure calls for, `None` when the client is gone.
+    Failed(Option<(u16, &'static str)>),
+}
+
+/// What a connection does about one thing it read.
+#[derive(Debug)]
+pub(crate) enum Reaction {
+    /// Keep going.
+    Continue,
+    /// Send this control frame (bounded by the send timeout), then keep going.
+    #[cfg_attr(
+        not(feature = "faults"),
+        expect(dead_code, reason = "only a decorator of the seam replies itself")
+    )]
+    Reply(Message),
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The client closed or vanished: flush the close reply the WebSocket layer queued.
+    Closed,
+    /// Drop the socket at once, without a close frame.
+    #[cfg_attr(
+        not(feature = "faults"),
+        expect(dead_code, reason = "only a decorator of the seam drops a socket")
+    )]
+    Drop,
+}
 
 /// A client frame the router accepted, typed.
 pub(crate) enum Inbound {
@@ -65,12 +163,8 @@ impl Refusal {
 }
 
 /// Parse and validate one inbound text frame.
-pub(crate) fn parse(
-    text: &str,
-    max_frame_bytes: usize,
-    faults: Faults,
-) -> Result<Inbound, Refusal> {
-    if text.len() > max_frame_bytes && !fault_on!(faults, NoFrameLimit) {
+pub(crate) fn parse(text: &str, max_frame_bytes: usize) -> Result<Inbound, Refusal> {
+    if text.len() > max_frame_bytes {
         return Err(Refusal::new(
             ErrorCode::FrameTooLarge,
             format!(
@@ -82,9 +176,6 @@ pub(crate) fn parse(
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Refusal::new(ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
     let Some(object) = value.as_object() else {
-        if fault_on!(faults, WrongCodeForNonObject) {
-            return Err(Refusal::new(ErrorCode::InvalidJson, "not a JSON object"));
-        }
         return Err(Refusal::new(
             ErrorCode::NotAnObject,
             format!("a frame is a JSON object, not {}", kind_of(&value)),
@@ -126,9 +217,7 @@ pub(crate) fn parse(
             r.request_type = Some(name.clone());
             r
         })?;
-    if let Err(violations) = schema::validate(kind, &value)
-        && !fault_on!(faults, SkipSchemaValidation)
-    {
+    if let Err(violations) = schema::validate(kind, &value) {
         let first = &violations[0];
         let mut r = with_id(Refusal::new(
             ErrorCode::InvalidMessage,
@@ -138,6 +227,16 @@ pub(crate) fn parse(
         r.pointer = Some(pointer_of(first));
         return Err(r);
     }
+    typed(kind, value, request_id)
+}
+
+/// The frame of client type `kind` that `value` holds, once validated; a refusal echoing
+/// `request_id` when it does not deserialize.
+pub(crate) fn typed(
+    kind: MessageType,
+    value: Value,
+    request_id: Option<String>,
+) -> Result<Inbound, Refusal> {
     let typed = match kind {
         MessageType::UserMessage => serde_json::from_value(value).map(Inbound::UserMessage),
         MessageType::Ping => serde_json::from_value(value).map(Inbound::Ping),
@@ -145,10 +244,12 @@ pub(crate) fn parse(
     };
     // The schema already admitted the frame; a failure here is a schema/struct mismatch.
     typed.map_err(|e| {
-        with_id(Refusal::new(
+        let mut r = Refusal::new(
             ErrorCode::InternalError,
             format!("schema-valid frame not understood: {e}"),
-        ))
+        );
+        r.request_id = request_id;
+        r
     })
 }
 
@@ -180,6 +281,8 @@ fn kind_of(value: &Value) -> &'static str {
 /// What a handler knows about the frame's sender.
 pub(crate) struct Sender<'a> {
     pub(crate) shared: &'a Arc<Shared>,
+    /// How its frames are handled.
+    pub(crate) routing: &'a Arc<dyn Routing>,
     pub(crate) user: &'a Arc<str>,
     pub(crate) conn: &'a ConnHandle,
     /// On Redis: the connection's queue of messages, resolved one at a time in order.
@@ -189,15 +292,9 @@ pub(crate) struct Sender<'a> {
 impl Sender<'_> {
     /// Answer the sender's connection with an `error` frame.
     pub(crate) fn refuse(&self, refusal: &Refusal) {
-        let mut payload = refusal.payload();
-        if fault_on!(self.shared.faults, ErrorWithoutRequestId)
-            && let Some(p) = payload.as_object_mut()
-        {
-            p.remove("request_id");
-        }
         self.shared
             .broadcast
-            .to_connection(self.conn, MessageType::Error, payload);
+            .to_connection(self.conn, MessageType::Error, refusal.payload());
     }
 }
 
@@ -239,9 +336,7 @@ mod tests {
         #[case] code: &str,
         #[case] pointer: Option<&str>,
     ) {
-        let refusal = parse(frame, 65536, Faults::default())
-            .err()
-            .expect("refused");
+        let refusal = parse(frame, 65536).err().expect("refused");
         assert_eq!(refusal.code.as_str(), code, "{refusal:?}");
         if let Some(pointer) = pointer {
             assert_eq!(refusal.pointer.as_deref(), Some(pointer), "{refusal:?}");
@@ -251,15 +346,10 @@ mod tests {
     #[test]
     fn oversized_frames_and_ids_are_reported() {
         assert_eq!(
-            parse(&"x".repeat(2000), 1024, Faults::default())
-                .err()
-                .unwrap()
-                .code,
+            parse(&"x".repeat(2000), 1024).err().unwrap().code,
             ErrorCode::FrameTooLarge
         );
-        let r = parse(r#"{"type":"nope","id":"m-9"}"#, 1024, Faults::default())
-            .err()
-            .unwrap();
+        let r = parse(r#"{"type":"nope","id":"m-9"}"#, 1024).err().unwrap();
         assert_eq!(
             (r.request_id.as_deref(), r.request_type.as_deref()),
             (Some("m-9"), Some("nope"))
@@ -269,13 +359,12 @@ mod tests {
     #[test]
     fn good_frames_are_typed() {
         assert!(matches!(
-            parse(r#"{"type":"ping","payload":{}}"#, 1024, Faults::default()),
+            parse(r#"{"type":"ping","payload":{}}"#, 1024),
             Ok(Inbound::Ping(_))
         ));
         let m = parse(
             r#"{"type":"user_message","id":"m","payload":{"content":"hi","user_id":"bob"}}"#,
             1024,
-            Faults::default(),
         );
         assert!(matches!(m, Ok(Inbound::UserMessage(_))));
     }

@@ -9,38 +9,37 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use super::{Refusal, Sender};
+use super::{Refusal, Routing, Sender};
 use crate::agent;
 use crate::broadcast::RunSender;
 use crate::bus::{BusDown, RedisBus};
-use crate::faults::fault_on;
 use crate::registry::ConnHandle;
-use crate::server::Shared;
+use crate::state::Shared;
+use crate::threads::ThreadNotFound;
 
 /// A `user_message` frame, as far as the router reads it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct UserMessage {
-    id: Option<String>,
-    payload: Payload,
+    pub(crate) id: Option<String>,
+    pub(crate) payload: Payload,
 }
 
-#[derive(Debug, Deserialize)]
-struct Payload {
-    content: String,
-    thread_id: Option<String>,
-    /// Read only by `Fault::IdentityFromPayload`; identity is the token's.
-    #[cfg(feature = "faults")]
-    user_id: Option<String>,
+/// A `user_message`'s payload.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Payload {
+    pub(crate) content: String,
+    pub(crate) thread_id: Option<String>,
+    /// The user the payload claims to come from: never the sender, who is the token's `sub`.
+    pub(crate) user_id: Option<String>,
 }
 
-pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
+pub(super) fn handle(mut message: UserMessage, sender: &Sender<'_>) {
     if let Some(inbox) = sender.inbox {
         return on_bus(inbox, message, sender);
     }
     let shared = sender.shared;
-    let faults = shared.faults;
     if shared.draining.is_cancelled() {
-        // A run started now would be cut by the drain: refuse it, explicitly (GP-DEPLOY-002).
+        // A run started now would be cut by the drain: refuse it, explicitly.
         let mut refusal = Refusal::new(
             ErrorCode::ShuttingDown,
             "the server is draining for a restart: reconnect and send again".to_owned(),
@@ -49,75 +48,78 @@ pub(super) fn handle(message: UserMessage, sender: &Sender<'_>) {
         refusal.request_id = message.id;
         return sender.refuse(&refusal);
     }
-    let thread_id = match message.payload.thread_id {
-        Some(thread) if fault_on!(faults, PostIntoAnyThread) => thread,
-        Some(thread) => match shared
+    let requested = message.payload.thread_id.take();
+    match sender.routing.thread(sender, requested) {
+        Ok(thread) => sender.routing.start(sender, thread, message),
+        Err(e) => sender.refuse(&thread_not_found(&e, message.id)),
+    }
+}
+
+/// The thread a message goes to: the one it names when the sender owns it, else (it names
+/// none) a new one.
+pub(crate) fn thread(
+    sender: &Sender<'_>,
+    requested: Option<String>,
+) -> Result<String, ThreadNotFound> {
+    match requested {
+        Some(thread) => sender
+            .shared
             .threads
             .check(sender.user, &thread)
-            .and_then(|()| refuse_server_thread(faults, &thread))
-        {
-            Ok(()) if fault_on!(faults, NewThreadEveryMessage) => new_thread(sender),
-            Ok(()) => thread,
-            Err(e) => {
-                let mut refusal = Refusal::new(ErrorCode::ThreadNotFound, e.to_string());
-                refusal.request_type = Some("user_message".into());
-                refusal.request_id = message.id;
-                refusal.pointer = Some("/payload/thread_id".into());
-                return sender.refuse(&refusal);
-            }
-        },
-        None => new_thread(sender),
-    };
-    let content = message.payload.content;
-    if fault_on!(faults, DoubleRun) {
-        let twin = shared
-            .broadcast
-            .start_run(sender.user.clone(), thread_id.clone());
-        spawn_run(sender, twin, content.clone(), message.id.clone());
+            .map(|()| thread),
+        None => Ok(new_thread(sender)),
     }
-    let run = shared.broadcast.start_run(sender.user.clone(), thread_id);
-    #[cfg(feature = "faults")]
-    let run = {
-        let mut run = run;
-        let claimed = message.payload.user_id;
-        if let Some(claimed) = claimed.filter(|_| fault_on!(faults, IdentityFromPayload)) {
-            run.relabel_owner(claimed.into());
-        }
-        run
-    };
-    tracing::debug!(user = %sender.user, run = run.run_id(), "run started");
-    spawn_run(sender, run, content, message.id);
+}
+
+/// The refusal of a message naming a thread its sender does not own.
+fn thread_not_found(e: &ThreadNotFound, request_id: Option<String>) -> Refusal {
+    let mut refusal = Refusal::new(ErrorCode::ThreadNotFound, e.to_string());
+    refusal.request_type = Some("user_message".into());
+    refusal.request_id = request_id;
+    refusal.pointer = Some("/payload/thread_id".into());
+    refusal
 }
 
 /// A new thread owned by the sender.
-fn new_thread(sender: &Sender<'_>) -> String {
+pub(crate) fn new_thread(sender: &Sender<'_>) -> String {
     let thread = sender.shared.broadcast.ids().next("t");
     sender.shared.threads.create(sender.user, thread.clone());
     thread
 }
 
+/// Start the run of `message` in `thread`, owned by the sender, and play it.
+pub(crate) fn start(sender: &Sender<'_>, thread: String, message: UserMessage) {
+    if let Some(claimed) = message.payload.user_id.as_deref()
+        && claimed != &**sender.user
+    {
+        tracing::debug!(user = %sender.user, claimed, "a payload claims another user: ignored");
+    }
+    let run = sender
+        .shared
+        .broadcast
+        .start_run(sender.user.clone(), thread);
+    tracing::debug!(user = %sender.user, run = run.run_id(), "run started");
+    spawn_run(sender, run, message.payload.content, message.id);
+}
+
 /// Play the run in a task of its own, stopped by the server's shutdown.
-fn spawn_run(sender: &Sender<'_>, run: RunSender, content: String, request_id: Option<String>) {
+pub(crate) fn spawn_run(
+    sender: &Sender<'_>,
+    run: RunSender,
+    content: String,
+    request_id: Option<String>,
+) {
     let shared = sender.shared.clone();
     let shutdown = shared.shutdown.clone();
     sender.shared.runs.spawn(async move {
+        let agent = &*shared.agent;
+        let ids = shared.broadcast.ids();
+        let directives = shared.config.directives;
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = agent::run(run, shared.broadcast.ids(), &content, request_id, shared.config.directives) => {}
+            _ = agent::run(run, agent, ids, &content, request_id, directives) => {}
         }
     });
-}
-
-/// `Fault::ServerThreadsNotReusable`: every thread here is one the server created, so each is
-/// refused. Always `Ok` without the fault.
-fn refuse_server_thread(
-    faults: crate::faults::Faults,
-    thread: &str,
-) -> Result<(), crate::threads::ThreadNotFound> {
-    if fault_on!(faults, ServerThreadsNotReusable) {
-        return Err(crate::threads::ThreadNotFound(thread.to_owned()));
-    }
-    Ok(())
 }
 
 /// Messages a connection sent that wait for their thread to be resolved in Redis.
@@ -132,16 +134,19 @@ pub(crate) type Inbox = mpsc::Sender<UserMessage>;
 pub(crate) fn inbox(
     bus: Arc<RedisBus>,
     shared: &Arc<Shared>,
+    routing: &Arc<dyn Routing>,
     user: &Arc<str>,
     conn: &ConnHandle,
 ) -> Inbox {
     let (tx, mut rx) = mpsc::channel::<UserMessage>(INBOX_MESSAGES);
     let (shared, user, conn) = (shared.clone(), user.clone(), conn.clone());
+    let routing = routing.clone();
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
         while let Some(message) = rx.recv().await {
             let sender = Sender {
                 shared: &shared,
+                routing: &routing,
                 user: &user,
                 conn: &conn,
                 inbox: None,
@@ -164,7 +169,7 @@ fn unavailable(e: &BusDown, request_id: Option<String>) -> Refusal {
 }
 
 fn on_bus(inbox: &Inbox, message: UserMessage, sender: &Sender<'_>) {
-    let bus = sender.shared.broadcast.bus();
+    let bus = sender.shared.bus.as_ref();
     if bus.is_some_and(|b| !b.is_up()) {
         let down = BusDown("not connected".into());
         return sender.refuse(&unavailable(&down, message.id));
@@ -187,10 +192,10 @@ fn on_bus(inbox: &Inbox, message: UserMessage, sender: &Sender<'_>) {
 
 /// The Redis path of [`handle`]: the thread's owner is looked up in (or recorded in) Redis, so
 /// a thread is refused to anyone but its owner whatever instance created it.
-async fn resolve_on_bus(bus: &RedisBus, message: UserMessage, sender: &Sender<'_>) {
+async fn resolve_on_bus(bus: &RedisBus, mut message: UserMessage, sender: &Sender<'_>) {
     let shared = sender.shared;
-    let per_instance = fault_on!(shared.faults, ThreadOwnershipPerInstance);
-    let thread_id = match message.payload.thread_id {
+    let per_instance = !sender.routing.threads_in_redis();
+    let thread_id = match message.payload.thread_id.take() {
         Some(thread) => {
             let owned = if per_instance {
                 Ok(shared.threads.check(sender.user, &thread).is_ok())
@@ -202,12 +207,8 @@ async fn resolve_on_bus(bus: &RedisBus, message: UserMessage, sender: &Sender<'_
             match owned {
                 Ok(true) => thread,
                 Ok(false) => {
-                    let e = crate::threads::ThreadNotFound(thread);
-                    let mut refusal = Refusal::new(ErrorCode::ThreadNotFound, e.to_string());
-                    refusal.request_type = Some("user_message".into());
-                    refusal.request_id = message.id;
-                    refusal.pointer = Some("/payload/thread_id".into());
-                    return sender.refuse(&refusal);
+                    let e = ThreadNotFound(thread);
+                    return sender.refuse(&thread_not_found(&e, message.id));
                 }
                 Err(e) => return sender.refuse(&unavailable(&e, message.id)),
             }
@@ -222,7 +223,5 @@ async fn resolve_on_bus(bus: &RedisBus, message: UserMessage, sender: &Sender<'_
             thread
         }
     };
-    let run = shared.broadcast.start_run(sender.user.clone(), thread_id);
-    tracing::debug!(user = %sender.user, run = run.run_id(), "run started");
-    spawn_run(sender, run, message.payload.content, message.id);
+    start(sender, thread_id, message);
 }

@@ -1,74 +1,66 @@
 //! Deliberately broken behaviour, to prove the conformance suite can tell right from wrong.
 //!
 //! Each [`Fault`] is one realistic bug of the kind legacy chat routers had, switched on with
-//! [`Config::with_fault`](crate::Config::with_fault) or `goldenpath serve --fault NAME`, and
-//! injected at the one place its bug would live: `broadcast` for delivery, ordering, `seq` and
-//! duplication bugs, `auth` for token bugs, `router` for refusal bugs, `agent` for run-shape bugs,
-//! `connection` and `server` for the socket's own. [`Fault::breaks`] declares the exact set of
-//! requirements the fault breaks when the whole suite runs against it; the faulty-server matrix
-//! (`tests/faults.rs`) checks that the runner fails exactly those, and `KILL_MATRIX.md` is
-//! generated from it.
+//! [`Config::with_fault`](crate::Config::with_fault) or `goldenpath serve --fault NAME`. A fault
+//! is a decorator of one of the reference's seams (`crate::seams`): it transforms the tokens,
+//! frames or agent steps that pass through that seam and leaves the rest to the plain
+//! behaviour. One file per seam decorated:
 //!
-//! [`Fault`] exists only with the `faults` Cargo feature. Without it, [`Faults`] is an empty
-//! struct and every hook, `if fault_on!(faults, Variant) { ... }`, is `if false`: the clean path
-//! carries no trace of the catalogue.
+//! | file | seam | faults |
+//! |---|---|---|
+//! | `auth.rs` | token validation | the authentication faults |
+//! | `lifecycle.rs` | upgrade, WebSocket settings, shutdown | handshake and deploy faults |
+//! | `inbound.rs` | the router's inbound path | refusal, close and thread faults |
+//! | `agent.rs` | the agent's directive and steps | run-shape faults |
+//! | `outbound.rs` | every frame on its way to a tab | delivery, ordering, `seq`, wire faults |
+//! | `bus.rs` | the Redis path | the faults of several instances |
+//!
+//! [`seams`] is the layer's one entry: the seams of a server built from a `Config`, decorated by
+//! its fault. The requirements each fault breaks are data, `breaks.toml` ([`Fault::breaks`]):
+//! the faulty-server matrix (`tests/faults.rs`) checks that the runner fails exactly those, and
+//! `KILL_MATRIX.md` is generated from it.
+//!
+//! This module exists only with the `faults` Cargo feature: without it, the reference carries no
+//! trace of the catalogue.
 
-/// The fault a component was started with, if any: what its hooks ask. Empty (and every
-/// [`fault_on!`] `false`) without the `faults` feature.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Faults {
-    #[cfg(feature = "faults")]
-    on: Option<Fault>,
-}
+mod agent;
+mod auth;
+mod bus;
+mod inbound;
+mod lifecycle;
+mod outbound;
 
-impl Faults {
-    /// The fault `config` switches on.
-    pub(crate) fn of(config: &crate::Config) -> Faults {
-        #[cfg(not(feature = "faults"))]
-        let _ = config;
-        Faults {
-            #[cfg(feature = "faults")]
-            on: config.fault,
-        }
-    }
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
-    /// Whether `fault` is the one switched on.
-    #[cfg(feature = "faults")]
-    pub(crate) fn is(self, fault: Fault) -> bool {
-        self.on == Some(fault)
-    }
-}
+use crate::Config;
+use crate::seams::Seams;
 
-/// `fault_on!(faults, Variant)`: whether [`Faults`] `faults` has `Fault::Variant` switched on.
-/// The constant `false` without the `faults` feature.
-#[cfg(feature = "faults")]
-macro_rules! fault_on {
-    ($faults:expr, $variant:ident) => {
-        $faults.is($crate::faults::Fault::$variant)
+/// The seams of a server built from `config`: plain, or decorated by `config`'s fault.
+pub(crate) fn seams(config: &Config) -> Seams {
+    let plain = Seams::plain(config);
+    let Some(fault) = config.fault else {
+        return plain;
     };
+    Seams {
+        auth: Arc::new(auth::Faulty::new(fault, config)),
+        lifecycle: Arc::new(lifecycle::Faulty(fault)),
+        routing: Arc::new(inbound::Faulty::new(fault)),
+        agent: Arc::new(agent::Faulty(fault)),
+        outbound: Arc::new(outbound::Faulty::new(fault)),
+        channels: bus::decorate(fault, plain.channels),
+    }
 }
-
-/// `fault_on!(faults, Variant)`: the constant `false`, the `faults` feature being off.
-#[cfg(not(feature = "faults"))]
-macro_rules! fault_on {
-    ($faults:expr, $variant:ident) => {{
-        let _ = &$faults;
-        false
-    }};
-}
-
-pub(crate) use fault_on;
 
 /// One deliberately broken behaviour of the reference router.
 ///
 /// The kebab-case name (`--fault NAME`) is the variant's name: `Fault::TenantBroadcast` is
 /// `tenant-broadcast`. Each variant's documentation says the legacy bug it imitates; the
-/// requirements it breaks, and why the less obvious ones are broken too, are in
-/// [`Fault::breaks`].
-#[cfg(feature = "faults")]
+/// requirements it breaks, and why the less obvious ones are broken too, are in `breaks.toml`
+/// ([`Fault::breaks`]). The seam each decorates is the section it is declared in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Fault {
-    // ---- connection and handshake -----------------------------------------------------------
+    // ---- connection and handshake (lifecycle, inbound, outbound) --------------------------------------------------------
     /// A second tab of a user is refused (HTTP 429): the router kept one socket per user.
     SingleConnectionPerUser,
     /// `connection_established` names the connection id where the user id belongs.
@@ -261,7 +253,6 @@ pub enum Fault {
     ExitWithoutDrain,
 }
 
-#[cfg(feature = "faults")]
 impl Fault {
     /// Every fault, in declaration order.
     pub fn all() -> &'static [Fault] {
@@ -293,129 +284,13 @@ impl Fault {
 
     /// The requirement ids the fault breaks: exactly the requirements the runner fails when
     /// the whole suite runs strictly (SHOULDs count) against the reference with this fault on.
-    /// Where a fault breaks more than its headline requirement, the comment says why.
+    /// They are data, `reference/src/faults/breaks.toml`, where a comment says why wherever a
+    /// fault breaks more than its headline requirement. Empty for a fault the file forgets
+    /// (a test makes sure none is forgotten).
     pub fn breaks(self) -> &'static [&'static str] {
-        use Fault::*;
-        match self {
-            SingleConnectionPerUser => &["GP-CONN-001"],
-            GreetingWrongUser => &["GP-CONN-002"],
-            SharedConnectionId => &["GP-CONN-003"],
-            NoCloseReply => &["GP-CONN-005"],
-            EchoBearerSubprotocol => &["GP-CONN-004"],
-            GreetingWithoutLimits => &["GP-CONN-006"],
-            TextKeepalive => &["GP-WIRE-001"],
-            Utf8AsProtocolError => &["GP-CONN-007"],
-            AcceptUnmaskedFrames => &["GP-CONN-008"],
-            OversizeDropped => &["GP-CONN-009"],
-
-            AcceptMissingToken => &["GP-AUTH-001"],
-            // A token without `sub` fails to decode like a malformed one (GP-AUTH-012).
-            AcceptMalformedToken => &["GP-AUTH-002", "GP-AUTH-012"],
-            // No `exp` check at all lets the barely expired token in too (GP-AUTH-010).
-            AcceptExpiredToken => &["GP-AUTH-003", "GP-AUTH-010"],
-            AcceptWrongSignature => &["GP-AUTH-004"],
-            AcceptAlgNone => &["GP-AUTH-005"],
-            // Unchecked, the claim is not required either (GP-AUTH-013).
-            IgnoreAudience => &["GP-AUTH-006", "GP-AUTH-013"],
-            IgnoreIssuer => &["GP-AUTH-007", "GP-AUTH-013"],
-            IgnoreQueryToken => &["GP-AUTH-009"],
-            // The raised leeway stretches `nbf` as well (GP-AUTH-011).
-            AcceptStaleToken => &["GP-AUTH-010", "GP-AUTH-011"],
-            IgnoreNotBefore => &["GP-AUTH-011"],
-            AcceptTokenWithoutSub => &["GP-AUTH-012"],
-            AcceptMissingIssuerAudience => &["GP-AUTH-013"],
-            QueryTokenUnverified => &["GP-AUTH-014"],
-            RefusalWithoutReason => &["GP-AUTH-008"],
-
-            // Each tab receives two runs per message, on one instance as on several
-            // (GP-ISO-010, GP-ISO-012).
-            DoubleRun => &["GP-ISO-010", "GP-ISO-012", "GP-ROUTE-001"],
-            // A ping sent after the malformed frame is never answered (GP-HB-001).
-            CloseOnMalformedJson => &["GP-HB-001", "GP-ROUTE-002"],
-            WrongCodeForNonObject => &["GP-ROUTE-003"],
-            IgnoreUnknownType => &["GP-ROUTE-004"],
-            SkipSchemaValidation => &["GP-ROUTE-005"],
-            BinaryAsText => &["GP-ROUTE-006"],
-            NoFrameLimit => &["GP-ROUTE-007"],
-            ErrorPoisonsConnection => &["GP-ROUTE-008"],
-            ErrorWithoutRequestId => &["GP-ROUTE-009"],
-
-            // The fresh users of the concurrent scenarios share a tenant: their tabs receive
-            // each other's runs, which the cross-instance scenarios count as well (GP-ISO-010,
-            // GP-ISO-012).
-            TenantBroadcast => &["GP-ISO-002", "GP-ISO-010", "GP-ISO-012"],
-            // The other tabs lose the run on one instance as on several (GP-ISO-010, GP-ISO-012).
-            OneTabOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
-            // The other tabs' run never reaches its terminal event (GP-SEQ-008).
-            TabCloseStopsRun => &["GP-ISO-006", "GP-SEQ-008"],
-            // Another user's message into the owner's thread starts a run on every instance too
-            // (GP-ISO-011).
-            PostIntoAnyThread => &["GP-ISO-004", "GP-ISO-011"],
-            IdentityFromPayload => &["GP-ISO-005"],
-            NewThreadEveryMessage => &["GP-ISO-008"],
-            // ...through every instance (GP-ISO-011).
-            ServerThreadsNotReusable => &["GP-ISO-007", "GP-ISO-009", "GP-ISO-011"],
-            LeakContent => &["GP-ISO-002"],
-
-            // No agent_started: nothing to echo the message's id (GP-SEQ-012), and no run has
-            // all five events (GP-SEQ-013).
-            OmitAgentStarted => &["GP-SEQ-001", "GP-SEQ-012", "GP-SEQ-013"],
-            AgentStartedWithoutRequestId => &["GP-SEQ-012"],
-            ToolEventsOnlyWithDirectives => &["GP-SEQ-013"],
-            // The triggered run has no tool call closed (GP-SEQ-013).
-            DropToolCompleted => &["GP-SEQ-004", "GP-SEQ-013"],
-            RepeatToolCompleted => &["GP-SEQ-002"],
-            ToolCallIdFromName => &["GP-SEQ-003"],
-            // The late tool_completed follows the terminal event (GP-SEQ-005).
-            // ...and the triggered run ends before its call is closed (GP-SEQ-013).
-            CompleteWithOpenTool => &["GP-SEQ-004", "GP-SEQ-005", "GP-SEQ-013"],
-            FrameAfterTerminal => &["GP-SEQ-005"],
-            LateFrameAfterTerminal => &["GP-SEQ-005"],
-            SeqGap => &["GP-SEQ-006"],
-            SeqRepeat => &["GP-SEQ-006"],
-            ReorderFrames => &["GP-SEQ-006"],
-            // The copy repeats its seq (GP-SEQ-006) and its event_id (GP-WIRE-004).
-            // ...on every instance's tabs (GP-ISO-010, GP-ISO-012).
-            DuplicateFrame => &[
-                "GP-ISO-003",
-                "GP-ISO-010",
-                "GP-ISO-012",
-                "GP-SEQ-006",
-                "GP-WIRE-004",
-            ],
-            // The stray frame opens a "run" of its own that does not start with agent_started
-            // (GP-SEQ-001) at seq 2 (GP-SEQ-006), the run it left has a gap (GP-SEQ-006) and
-            // one thinking step fewer than asked (GP-SEQ-011), so the triggered run lacks its
-            // thinking step (GP-SEQ-013).
-            WrongRunId => &["GP-SEQ-001", "GP-SEQ-006", "GP-SEQ-011", "GP-SEQ-013"],
-            // The thread the owner names is no longer what the run's frames report (GP-ISO-008).
-            WrongThreadId => &["GP-ISO-008", "GP-SEQ-007"],
-            EventIdPerRun => &["GP-WIRE-004"],
-            ToolErrorAbortsRun => &["GP-SEQ-009"],
-            ToolErrorReportedOk => &["GP-SEQ-009"],
-            FailRunCompletes => &["GP-SEQ-010"],
-            ExtraThinkingStep => &["GP-SEQ-011"],
-            // No tab receives a complete run, on one instance or several (GP-ISO-010, GP-ISO-012).
-            NeverFinish => &["GP-ISO-010", "GP-ISO-012", "GP-SEQ-008"],
-
-            SchemaMissingField => &["GP-WIRE-002"],
-            SchemaWrongType => &["GP-WIRE-002"],
-            UnknownFrameType => &["GP-WIRE-003"],
-
-            IgnorePing => &["GP-HB-001"],
-            PongWrongData => &["GP-HB-002"],
-            SlowPong => &["GP-HB-004"],
-            LateFirstEvent => &["GP-LIVE-001"],
-
-            // Only runs that overlap leak: the scenarios that send at once (GP-ISO-012 among them).
-            GlobalChannel => &["GP-ISO-002", "GP-ISO-012"],
-            // Tabs on other instances lose the run (GP-ISO-001 wherever a user has several tabs),
-            // under concurrency too (GP-ISO-012).
-            LocalDeliveryOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
-            ThreadOwnershipPerInstance => &["GP-ISO-011"],
-            // Only a deploy shows it: `check` fails none of these (`tests/deploy.rs` proves them).
-            ExitWithoutDrain => &["GP-DEPLOY-001", "GP-DEPLOY-002"],
-        }
+        breaks_table()
+            .get(self.possible_value().get_name())
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether the fault lives on the Redis path only (`serve --redis`): it breaks nothing in a
@@ -429,14 +304,35 @@ impl Fault {
     }
 }
 
-#[cfg(feature = "faults")]
+/// `breaks.toml`, read once: fault name → the ids it breaks.
+fn breaks_table() -> &'static BTreeMap<String, Vec<&'static str>> {
+    static TABLE: OnceLock<BTreeMap<String, Vec<&'static str>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let table: BTreeMap<String, Vec<String>> = toml::from_str(BREAKS)
+            .unwrap_or_else(|e| panic!("reference/src/faults/breaks.toml: {e}"));
+        table
+            .into_iter()
+            .map(|(name, ids)| {
+                let ids = ids
+                    .into_iter()
+                    .map(|id| &*Box::leak(id.into_boxed_str()))
+                    .collect();
+                (name, ids)
+            })
+            .collect()
+    })
+}
+
+/// The requirements each fault breaks, as data.
+const BREAKS: &str = include_str!("breaks.toml");
+
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.possible_value().get_name())
     }
 }
 
-#[cfg(all(test, feature = "faults"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -448,7 +344,10 @@ mod tests {
             assert!(names.insert(name.clone()), "{name} twice");
             assert_eq!(Fault::from_name(&name), Some(fault));
             assert!(!fault.bug().is_empty(), "{name} says no bug");
-            assert!(!fault.breaks().is_empty(), "{name} breaks nothing");
+            assert!(
+                !fault.breaks().is_empty(),
+                "{name} breaks nothing: give it an entry in breaks.toml"
+            );
             for id in fault.breaks() {
                 assert!(
                     goldenpath_spec::catalogue::requirement(id).is_some()
@@ -457,6 +356,16 @@ mod tests {
                 );
             }
             assert!(fault.breaks().is_sorted(), "{name}: list its ids in order");
+        }
+    }
+
+    #[test]
+    fn every_entry_of_breaks_toml_is_a_fault() {
+        for name in breaks_table().keys() {
+            assert!(
+                Fault::from_name(name).is_some(),
+                "breaks.toml names {name:?}, which is no fault"
+            );
         }
     }
 }
