@@ -326,15 +326,30 @@ enum Ended {
     Lost,
 }
 
-/// Drive connection `conn` of user `user` until the run and its grace period are over.
+/// Which connection of the run one task drives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    /// The user.
+    pub(crate) user: u64,
+    /// The user's connection number, from 0.
+    pub(crate) conn: u64,
+    /// The instance of the target it is opened on (and reopened on, in restart mode).
+    pub(crate) instance: usize,
+}
+
+/// Drive connection `slot` until the run and its grace period are over.
 pub(crate) async fn drive(
     ws: WsStream,
     greeting: String,
     shared: Arc<Shared>,
     live: Arc<Live>,
-    user: u64,
-    conn: u64,
+    slot: Slot,
 ) -> ConnStats {
+    let Slot {
+        user,
+        conn,
+        instance,
+    } = slot;
     let schedule = &shared.schedule;
     let user_name = schedule.user_name(user);
     let mut reader = Reader {
@@ -539,9 +554,9 @@ pub(crate) async fn drive(
         }
         let reconnected = match &shared.reconnect {
             // Idle connections are held for the whole duration: they come back until its end.
-            Some(r) if idle => r.reopen(&user_name, deadline).await,
-            Some(r) if next.is_some() => r.reopen(&user_name, send_end).await,
-            Some(r) if !resend.is_empty() => r.reopen(&user_name, deadline).await,
+            Some(r) if idle => r.reopen(&user_name, instance, deadline).await,
+            Some(r) if next.is_some() => r.reopen(&user_name, instance, send_end).await,
+            Some(r) if !resend.is_empty() => r.reopen(&user_name, instance, deadline).await,
             _ => None,
         };
         let Some((ws, greeting)) = reconnected else {

@@ -124,9 +124,9 @@ pub enum LoadError {
     /// Connections were refused or broke during the connect phase: lower `--users` /
     /// `--connections-per-user`, raise the server's limits or `ulimit -n` (exit 2; exit 3 when
     /// none could be opened).
-    #[error("{failed} of {wanted} connection(s) to {url} could not be opened; the first: {first}")]
+    #[error("{failed} of {wanted} connection(s) could not be opened; the first, to {url}: {first}")]
     Connect {
-        /// The URL (secrets redacted).
+        /// The URL of the first that failed (secrets redacted).
         url: String,
         /// Connections wanted.
         wanted: usize,
@@ -315,11 +315,23 @@ impl Percentiles {
     }
 }
 
+/// One instance of the target, and the connections the run opened on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceCount {
+    /// Its URL (secrets redacted).
+    pub url: String,
+    /// Connections opened on it (handshake, auth and `connection_established`).
+    pub connections: usize,
+}
+
 /// What a load run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     /// The server (secrets redacted), or "the embedded reference router".
     pub target: String,
+    /// Every instance the connections were spread over, in the order given, with how many
+    /// connections opened on it.
+    pub instances: Vec<InstanceCount>,
     /// Users.
     pub users: usize,
     /// Connections per user.
@@ -464,6 +476,14 @@ impl LoadReport {
             self.connect_s,
             self.handshakes_per_s
         );
+        if self.instances.len() > 1 {
+            let spread: Vec<String> = self
+                .instances
+                .iter()
+                .map(|i| format!("{} on {}", i.connections, i.url))
+                .collect();
+            let _ = writeln!(out, "  connections per instance: {}", spread.join(", "));
+        }
         let _ = writeln!(
             out,
             "  offered {:.0} msg/s for {:.1} s: {} sent, {} unsent, {} refused (max send lag {:.1} ms), {} of {} run deliveries completed",
@@ -615,9 +635,15 @@ pub(crate) struct Reconnect {
 }
 
 impl Reconnect {
-    /// Open and greet a new connection for `user`, retrying with a backoff from 50 ms doubling
-    /// up to 1 s, until `until`; `None` when every attempt failed.
-    pub(crate) async fn reopen(&self, user: &str, until: Instant) -> Option<(WsStream, String)> {
+    /// Open and greet a new connection for `user` on its own `instance`, retrying with a
+    /// backoff from 50 ms doubling up to 1 s, until `until`; `None` when every attempt failed.
+    pub(crate) async fn reopen(
+        &self,
+        user: &str,
+        instance: usize,
+        until: Instant,
+    ) -> Option<(WsStream, String)> {
+        let target = self.target.on_instance(instance);
         let mut backoff = Duration::from_millis(50);
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -625,7 +651,7 @@ impl Reconnect {
                 return None;
             }
             let bound = self.timeout.min(left);
-            if let Ok(opened) = open_one(&self.target, &self.tokens, user, bound).await {
+            if let Ok(opened) = open_one(&target, &self.tokens, user, bound).await {
                 return Some(opened);
             }
             let wait = backoff.min(until.saturating_duration_since(Instant::now()));
@@ -713,7 +739,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let display = if embedded.is_some() {
         "the embedded reference router".to_owned()
     } else {
-        target.display_url()
+        target.display_deployment()
     };
     let tag = format!("lg{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let mut schedule = Schedule {
@@ -727,6 +753,20 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
 
     // Connect phase: every connection authenticated and greeted before the clock starts.
     let connect_started = Instant::now();
+    if target.instance_count() > 1
+        && let Err(e) = probe(
+            &target,
+            &tokens,
+            &schedule.user_name(0),
+            options.connect_timeout,
+        )
+        .await
+    {
+        if let Some(server) = embedded {
+            server.stop().await;
+        }
+        return Err(e);
+    }
     let opened = connect_all(
         &target,
         &tokens,
@@ -747,6 +787,22 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         }
     };
     let connections = streams.len();
+    let mut per_instance = vec![0usize; target.instance_count()];
+    for (_, instance, _) in &streams {
+        per_instance[*instance] += 1;
+    }
+    let instances: Vec<InstanceCount> = per_instance
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| InstanceCount {
+            url: if embedded.is_some() {
+                display.clone()
+            } else {
+                target.on_instance(i).display_url()
+            },
+            connections: n,
+        })
+        .collect();
 
     // Compile the validators now, not on the first frames of the clock.
     for t in goldenpath_spec::MessageType::ALL {
@@ -779,19 +835,24 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     });
     let deadline = schedule.t0 + options.duration + options.grace;
     let restart_task = options.restart.clone().map(|r| {
-        let url = target.display_url();
-        tokio::spawn(restart::run(r, schedule.t0, deadline, url))
+        let urls = (0..target.instance_count())
+            .map(|i| target.on_instance(i).display_url())
+            .collect();
+        tokio::spawn(restart::run(r, schedule.t0, deadline, urls))
     });
     live.set(Phase::Running);
     let mut tasks = Vec::with_capacity(connections);
-    for ((user, conn), (ws, greeting)) in streams {
+    for ((user, conn), instance, (ws, greeting)) in streams {
         tasks.push(tokio::spawn(conn::drive(
             ws,
             greeting,
             shared.clone(),
             live.clone(),
-            user,
-            conn,
+            conn::Slot {
+                user,
+                conn,
+                instance,
+            },
         )));
     }
     let mut first_event = Histogram::<u64>::new(3).expect("3 significant figures is valid");
@@ -896,6 +957,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     });
     let mut report = LoadReport {
         target: display,
+        instances,
         users: options.users,
         connections_per_user: options.connections_per_user,
         rate: options.rate,
@@ -955,10 +1017,48 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
-/// The open connections, keyed by (user, connection), each with its greeting.
-type Opened = Vec<((u64, u64), (WsStream, String))>;
+/// An open connection: (user, connection), the instance it went to, the socket and its
+/// greeting.
+type Opened = Vec<((u64, u64), usize, (WsStream, String))>;
 
-/// Open and greet every connection, `concurrency` at a time.
+/// The instance connection `conn` of user `user` goes to: consecutive users start on
+/// consecutive instances and a user's connections go round the instances from there, so both
+/// users and each user's tabs are spread over them.
+pub(crate) fn instance_of(user: u64, conn: u64, instances: usize) -> usize {
+    ((user + conn) % instances.max(1) as u64) as usize
+}
+
+/// With several instances, one connection to each before the connect phase: an instance that
+/// is unreachable or not a WebSocket endpoint is named, not hidden among the other failures.
+async fn probe(
+    target: &Target,
+    tokens: &TokenSource,
+    user: &str,
+    timeout: Duration,
+) -> Result<(), LoadError> {
+    for i in 0..target.instance_count() {
+        let instance = target.on_instance(i);
+        match open_one(&instance, tokens, user, timeout).await {
+            Ok((mut ws, _)) => {
+                let _ = tokio::time::timeout(timeout, ws.close(None)).await;
+            }
+            Err(OpenError::Fatal(e)) => return Err(e),
+            Err(OpenError::Unreachable(e)) => return Err(LoadError::Unreachable(e)),
+            Err(OpenError::Failed(why)) => {
+                return Err(LoadError::Connect {
+                    url: instance.display_url(),
+                    wanted: 1,
+                    failed: 1,
+                    first: format!("the probe of instance {} failed: {why}", i + 1),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open and greet every connection, `concurrency` at a time, each on its instance
+/// ([`instance_of`]).
 async fn connect_all(
     target: &Target,
     tokens: &TokenSource,
@@ -967,11 +1067,12 @@ async fn connect_all(
     timeout: Duration,
     live: &Live,
 ) -> Result<Opened, LoadError> {
+    let count = target.instance_count();
     let mut plan = (0..schedule.users).flat_map(|u| (0..schedule.conns).map(move |c| (u, c)));
     let mut pending = FuturesUnordered::new();
     let mut opened = Vec::new();
     let mut failed = 0;
-    let mut first_failure = None;
+    let mut first_failure: Option<(String, String)> = None;
     let mut unreachable = None;
     let wanted = (schedule.users * schedule.conns) as usize;
     loop {
@@ -979,28 +1080,30 @@ async fn connect_all(
             let Some((user, conn)) = plan.next() else {
                 break;
             };
+            let instance = instance_of(user, conn, count);
             pending.push(async move {
                 let name = schedule.user_name(user);
-                let result = open_one(target, tokens, &name, timeout).await;
-                ((user, conn), result)
+                let on = target.on_instance(instance);
+                let result = open_one(&on, tokens, &name, timeout).await;
+                ((user, conn), instance, result, on.display_url())
             });
         }
-        let Some((key, result)) = pending.next().await else {
+        let Some((key, instance, result, url)) = pending.next().await else {
             break;
         };
         match result {
             Ok(ws) => {
                 live.connected.fetch_add(1, Ordering::Relaxed);
-                opened.push((key, ws));
+                opened.push((key, instance, ws));
             }
             Err(OpenError::Fatal(e)) => return Err(e),
             Err(OpenError::Failed(why)) => {
                 failed += 1;
-                first_failure.get_or_insert(why);
+                first_failure.get_or_insert((url, why));
             }
             Err(OpenError::Unreachable(e)) => {
                 failed += 1;
-                first_failure.get_or_insert(e.to_string());
+                first_failure.get_or_insert((url, e.to_string()));
                 unreachable.get_or_insert(e);
             }
         }
@@ -1009,11 +1112,12 @@ async fn connect_all(
         return Err(LoadError::Unreachable(e));
     }
     if failed > 0 {
+        let (url, first) = first_failure.unwrap_or_else(|| (target.display_url(), String::new()));
         return Err(LoadError::Connect {
-            url: target.display_url(),
+            url,
             wanted,
             failed,
-            first: first_failure.unwrap_or_default(),
+            first,
         });
     }
     Ok(opened)
