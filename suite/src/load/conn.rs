@@ -45,6 +45,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::pace::Pacer;
 use super::{Counters, Live, Shared};
 use crate::dialect::{Normalized, Normalizer};
 use crate::target::WsStream;
@@ -67,6 +68,10 @@ const MAX_SEQS: usize = 1024;
 /// Messages queued for the writer task before the schedule waits.
 const WRITE_QUEUE: usize = 8;
 
+/// How long before its instant a message is handed to the writer, which waits for the instant
+/// itself on the [`Pacer`]: more than the slack of a tokio timer (1 ms ticks, later under load).
+const LEAD: Duration = Duration::from_millis(4);
+
 /// What one connection saw.
 pub(crate) struct ConnStats {
     /// From the intended send time to `agent_started`, in microseconds.
@@ -86,8 +91,9 @@ pub(crate) struct ConnStats {
     pub(crate) completed: u64,
     /// Messages this connection wrote to the socket.
     pub(crate) sent: u64,
-    /// The latest a send went out after its intended time, in microseconds.
-    pub(crate) max_send_lag_us: u64,
+    /// Schedule lag: from each message's intended send time to the instant right before its
+    /// write, in microseconds (resends after a reconnection left out).
+    pub(crate) schedule_lag: Histogram<u64>,
     /// When the last run frame arrived.
     pub(crate) last_event: Option<Instant>,
     /// `error` frames the server sent.
@@ -237,18 +243,54 @@ struct Reader<'a> {
     finished: Recent,
     misrouted_runs: Recent,
     completed: HashSet<u64>,
-    /// Messages this connection queued that have not completed here yet, with their send time.
+    /// Messages this connection queued that have not completed here yet, with the time they
+    /// were queued.
     outstanding: HashMap<u64, Instant>,
+    /// When each message was written, and the schedule lag (the writer tasks record both).
+    log: Log,
     /// The dialect's normalizer, when the dialect is not the canonical one.
     normalizer: Option<Normalizer>,
     /// Messages an open run was attributed to without a canary.
     claimed: HashSet<u64>,
 }
 
+/// A message for the writer task: message `k`, its text, and when it is due (`None` for a
+/// resend after a reconnection: at once).
+pub(crate) struct Outgoing {
+    k: u64,
+    text: String,
+    due: Option<Instant>,
+}
+
+/// What the writer tasks of one connection record as they write: the instant right before each
+/// write (the send instant latency counts from), and the schedule lag. Shared with the reader;
+/// the lock is never held across an await.
+pub(crate) struct SendLog {
+    /// Message → the instant right before its write, until its first event arrives.
+    at: HashMap<u64, Instant>,
+    /// Actual − intended send time, in microseconds.
+    lag: Histogram<u64>,
+}
+
+impl SendLog {
+    fn new() -> Self {
+        SendLog {
+            at: HashMap::new(),
+            lag: histogram(),
+        }
+    }
+}
+
+type Log = Arc<std::sync::Mutex<SendLog>>;
+
+fn lock(log: &Log) -> std::sync::MutexGuard<'_, SendLog> {
+    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One open socket: the read half, and the queue of the writer task that owns the write half.
 struct Link {
     stream: SplitStream<WsStream>,
-    queue: mpsc::Sender<String>,
+    queue: mpsc::Sender<Outgoing>,
     writer: tokio::task::JoinHandle<(SplitSink<WsStream, Message>, Option<String>)>,
     /// Messages queued on this link.
     queued: u64,
@@ -259,14 +301,29 @@ struct Link {
 }
 
 impl Link {
-    fn new(ws: WsStream, live: &Arc<Live>) -> Link {
+    /// A link over `ws`; its writer waits for each message's instant on `pacer` and records
+    /// the send in `log`.
+    fn new(ws: WsStream, live: &Arc<Live>, pacer: &Pacer, log: &Log) -> Link {
         let (mut sink, stream) = ws.split();
-        let (queue, mut rx) = mpsc::channel::<String>(WRITE_QUEUE);
+        let (queue, mut rx) = mpsc::channel::<Outgoing>(WRITE_QUEUE);
         let written = Arc::new(AtomicU64::new(0));
-        let (w, live) = (written.clone(), live.clone());
+        let (w, live, pacer, log) = (written.clone(), live.clone(), pacer.clone(), log.clone());
         let writer = tokio::spawn(async move {
-            while let Some(text) = rx.recv().await {
-                // Counted before the write: its run may complete before this task runs again.
+            while let Some(Outgoing { k, text, due }) = rx.recv().await {
+                if let Some(due) = due {
+                    pacer.until(due).await;
+                }
+                // The send instant, right before the write; counted before it too: its run
+                // may complete before this task runs again.
+                let now = Instant::now();
+                {
+                    let mut log = lock(&log);
+                    log.at.insert(k, now);
+                    if let Some(due) = due {
+                        let us = now.saturating_duration_since(due).as_micros() as u64;
+                        log.lag.saturating_record(us.max(1));
+                    }
+                }
                 w.fetch_add(1, Ordering::AcqRel);
                 if let Err(e) = sink.send(Message::text(text)).await {
                     w.fetch_sub(1, Ordering::AcqRel);
@@ -366,7 +423,7 @@ pub(crate) async fn drive(
             events: 0,
             completed: 0,
             sent: 0,
-            max_send_lag_us: 0,
+            schedule_lag: histogram(),
             last_event: None,
             server_errors: 0,
             refused: 0,
@@ -391,6 +448,7 @@ pub(crate) async fn drive(
         misrouted_runs: Recent::new(),
         completed: HashSet::new(),
         outstanding: HashMap::new(),
+        log: Arc::new(std::sync::Mutex::new(SendLog::new())),
         normalizer: (!shared.dialect.is_canonical()).then(|| shared.dialect.normalizer(&user_name)),
         claimed: HashSet::new(),
     };
@@ -412,7 +470,7 @@ pub(crate) async fn drive(
     };
     let send_end = schedule.t0 + schedule.duration;
     let far = deadline + Duration::from_secs(3600);
-    let mut link = Link::new(ws, &live);
+    let mut link = Link::new(ws, &live, &shared.pacer, &reader.log);
     let mut written_before = 0;
     // Whether the link just lost was closed with 1001.
     let mut went_away_cleanly = false;
@@ -446,24 +504,27 @@ pub(crate) async fn drive(
             // branch starves another.
             tokio::select! {
                 permit = async {
-                    tokio::time::sleep_until(due.unwrap_or(far)).await;
+                    // Handed over early: the writer waits for the instant on the pacer.
+                    let at = due.unwrap_or(far);
+                    tokio::time::sleep_until(at.checked_sub(LEAD).unwrap_or(at)).await;
                     queue.reserve_owned().await
                 }, if due.is_some() => {
-                    let (Some(k), Ok(permit)) = (next, permit) else {
+                    let (Some(k), Some(intended), Ok(permit)) = (next, due, permit) else {
                         // The writer is gone: its own branch says why.
                         continue;
                     };
-                    let sent_at = Instant::now();
-                    permit.send(message(&shared, user, k));
+                    let queued_at = Instant::now();
+                    permit.send(Outgoing {
+                        k,
+                        text: message(&shared, user, k),
+                        due: Some(intended),
+                    });
                     link.queued += 1;
                     // Counted when queued, before this connection may stop counting among the
                     // senders: the user's other tabs wait for its run. Unwritten, it is taken
                     // back when the link ends.
                     shared.sent_by_user[user as usize].fetch_add(1, Ordering::AcqRel);
-                    let lag = sent_at.saturating_duration_since(schedule.intended(k));
-                    reader.stats.max_send_lag_us =
-                        reader.stats.max_send_lag_us.max(lag.as_micros() as u64);
-                    reader.outstanding.insert(k, sent_at);
+                    reader.outstanding.insert(k, queued_at);
                     next = Some(k + schedule.step()).filter(|&k| schedule.in_window(k));
                     if next.is_none() {
                         sending = false;
@@ -569,10 +630,11 @@ pub(crate) async fn drive(
         reader.stats.reconnect.saturating_record(us.max(1));
         reader.stats.disconnected = None;
         reader.frame(&greeting, back, &live);
-        link = Link::new(ws, &live);
+        link = Link::new(ws, &live, &shared.pacer, &reader.log);
         for k in resend {
             let text = message(&shared, user, k);
-            if tokio::time::timeout_at(deadline, link.queue.send(text))
+            let resend = Outgoing { k, text, due: None };
+            if tokio::time::timeout_at(deadline, link.queue.send(resend))
                 .await
                 .is_ok_and(|sent| sent.is_ok())
             {
@@ -806,8 +868,9 @@ impl Reader<'_> {
             let intended = self.shared.schedule.intended(k);
             let us = arrived.saturating_duration_since(intended).as_micros() as u64;
             self.stats.first_event.saturating_record(us.max(1));
-            if let Some(sent) = self.outstanding.get(&k) {
-                let us = arrived.saturating_duration_since(*sent).as_micros() as u64;
+            let sent = lock(&self.log).at.remove(&k);
+            if let Some(sent) = sent {
+                let us = arrived.saturating_duration_since(sent).as_micros() as u64;
                 self.stats
                     .first_event_from_send
                     .saturating_record(us.max(1));
@@ -856,6 +919,7 @@ impl Reader<'_> {
                 return self.anomaly("duplicated", &format!("a second run for message {k}"), text);
             }
             self.outstanding.remove(&k);
+            lock(&self.log).at.remove(&k);
             self.claimed.remove(&k);
             self.stats.completed += 1;
             match kind {
@@ -913,6 +977,7 @@ impl Reader<'_> {
     /// Count what never completed: every message of this user without a completed run here,
     /// and every run that ended with a frame missing.
     fn finish(mut self) -> ConnStats {
+        self.stats.schedule_lag = std::mem::replace(&mut lock(&self.log).lag, histogram());
         let ended: Vec<Run> = std::mem::take(&mut self.ended).into_values().collect();
         for run in ended {
             self.judge(run);

@@ -25,6 +25,7 @@
 //! ```
 
 mod conn;
+mod pace;
 mod restart;
 mod schedule;
 mod slo;
@@ -281,7 +282,7 @@ impl Counters {
     }
 }
 
-/// Percentiles of one latency, in milliseconds.
+/// Percentiles of one latency, in milliseconds (unless the field says otherwise).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Percentiles {
     /// Samples recorded.
@@ -299,18 +300,28 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// A histogram of microseconds, in milliseconds.
     fn of(h: &Histogram<u64>) -> Percentiles {
+        Percentiles::scaled(h, 1000.0)
+    }
+
+    /// A histogram of microseconds, in microseconds.
+    fn in_us(h: &Histogram<u64>) -> Percentiles {
+        Percentiles::scaled(h, 1.0)
+    }
+
+    fn scaled(h: &Histogram<u64>, per_unit: f64) -> Percentiles {
         if h.is_empty() {
             return Percentiles::default();
         }
-        let ms = |us: u64| us as f64 / 1000.0;
+        let unit = |us: u64| us as f64 / per_unit;
         Percentiles {
             count: h.len(),
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
+            p50: unit(h.value_at_quantile(0.50)),
+            p90: unit(h.value_at_quantile(0.90)),
+            p99: unit(h.value_at_quantile(0.99)),
+            p999: unit(h.value_at_quantile(0.999)),
+            max: unit(h.max()),
         }
     }
 }
@@ -356,8 +367,13 @@ pub struct LoadReport {
     /// run of it.
     pub refused: u64,
     /// The latest any send went out after its intended time, in ms: large values mean the
-    /// generator or the server's backpressure could not keep the schedule.
+    /// generator or the server's backpressure could not keep the schedule
+    /// (`schedule_lag_us.max`, in ms).
     pub max_send_lag_ms: f64,
+    /// The generator's own overhead: from each message's intended send time to the instant
+    /// right before its write, in **microseconds** (not ms). Its p99 is the precision of the
+    /// schedule; a large max means the sends fell behind.
+    pub schedule_lag_us: Percentiles,
     /// Run deliveries expected: each message once on each of its user's connections.
     pub expected_runs: u64,
     /// Run deliveries that completed.
@@ -374,8 +390,9 @@ pub struct LoadReport {
     pub first_event_ms: Percentiles,
     /// From the intended send time to the terminal event.
     pub completion_ms: Percentiles,
-    /// From the actual send time to `agent_started`, on the sending connection: the server's
-    /// share, without the generator's timer slack or backlog (not open-loop: a stall hides
+    /// From the actual send time (the instant right before the write) to `agent_started`, on
+    /// the sending connection: the server's share, without the generator's schedule lag or
+    /// backlog (not open-loop: a stall hides
     /// here, never in `first_event_ms`).
     pub first_event_from_send_ms: Percentiles,
     /// The correctness counters.
@@ -522,6 +539,14 @@ impl LoadReport {
                 p.p50, p.p90, p.p99, p.p999, p.max
             );
         }
+        let l = &self.schedule_lag_us;
+        if l.count > 0 {
+            let _ = writeln!(
+                out,
+                "  schedule lag (µs, actual − intended send): p50 {:.0}  p99 {:.0}  max {:.0}",
+                l.p50, l.p99, l.max
+            );
+        }
         let rate = |p: Option<f64>| p.map_or("n/a".to_owned(), |p| format!("{p:.2} %"));
         let _ = writeln!(
             out,
@@ -625,6 +650,8 @@ pub(crate) struct Shared {
     pub(crate) reconnect: Option<Reconnect>,
     /// Connections that may still send.
     pub(crate) senders_left: AtomicUsize,
+    /// Wakes each send at its instant.
+    pub(crate) pacer: pace::Pacer,
 }
 
 /// How a connection the server closed reconnects (restart mode).
@@ -713,6 +740,8 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
             dialect.name()
         )));
     }
+    let pacer = pace::Pacer::start()
+        .map_err(|e| LoadError::Config(format!("cannot start the pacer thread: {e}")))?;
     live.set(Phase::Connecting);
     let mut embedded = None;
     let (target, tokens) = match options.target {
@@ -832,6 +861,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         refused_by_user: (0..options.users).map(|_| AtomicU64::new(0)).collect(),
         reconnect,
         senders_left: AtomicUsize::new(connections),
+        pacer,
     });
     let deadline = schedule.t0 + options.duration + options.grace;
     let restart_task = options.restart.clone().map(|r| {
@@ -864,8 +894,8 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let mut reconnect_h = first_event.clone();
     let mut ended_early: Vec<Instant> = Vec::new();
     let mut counters = Counters::default();
-    let (mut events, mut completed, mut sent, mut lag, mut errors, mut disconnects) =
-        (0, 0, 0, 0, 0, 0);
+    let mut lag = first_event.clone();
+    let (mut events, mut completed, mut sent, mut errors, mut disconnects) = (0, 0, 0, 0, 0);
     let (mut successful, mut agent_errors) = (0, 0);
     let mut last_event = schedule.t0;
     let mut examples = Vec::new();
@@ -897,7 +927,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         events += stats.events;
         completed += stats.completed;
         sent += stats.sent;
-        lag = lag.max(stats.max_send_lag_us);
+        let _ = lag.add(&stats.schedule_lag);
         errors += stats.server_errors;
         successful += stats.successful;
         agent_errors += stats.agent_errors;
@@ -971,7 +1001,8 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, LoadError> {
         },
         sent,
         unsent,
-        max_send_lag_ms: lag as f64 / 1000.0,
+        max_send_lag_ms: lag.max() as f64 / 1000.0,
+        schedule_lag_us: Percentiles::in_us(&lag),
         expected_runs: sent * options.connections_per_user as u64,
         completed_runs: completed,
         events,
