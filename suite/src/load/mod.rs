@@ -12,6 +12,11 @@
 //! [`Dialect`](crate::Dialect) (`--dialect`) the connections authenticate, send and read as the
 //! dialect says, and every received frame is normalized before it is checked.
 //!
+//! The module is the run's orchestration (options, errors, the phases of [`load`]); the
+//! report, the connect phase, each connection's state machine, its reader and writer, and the
+//! pacer are its submodules. (A little over 500 lines: [`LoadOptions`] and [`LoadError`] are
+//! the public front door and stay beside the one function that takes them.)
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), goldenpath::LoadError> {
 //! let options = goldenpath::LoadOptions {
