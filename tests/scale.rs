@@ -488,3 +488,110 @@ fn redis_going_away_ends_runs_with_agent_error_refuses_messages_and_recovers() {
         );
     });
 }
+
+/// `goldenpath load` over several instances: users and each user's tabs are spread over them
+/// round-robin, every run still reaches every tab through Redis, and the report counts the
+/// connections of each instance; an instance that is down is named.
+#[test]
+fn load_spreads_users_and_tabs_over_the_instances_and_names_one_that_is_down() {
+    install_crypto();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let redis = Redis::start().await;
+        let cluster = Cluster::start(&redis, 3, None).await;
+        let urls = cluster.urls();
+        let dir = std::env::temp_dir().join(format!(
+            "goldenpath-scale-load-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let urls_file = dir.join("urls.txt");
+        let report = dir.join("load.json");
+        // The second and third instance from a file, with a comment and a blank line.
+        std::fs::write(
+            &urls_file,
+            format!(
+                "# the rest of the cluster\n{}\n\n{}  # last\n",
+                urls[1], urls[2]
+            ),
+        )
+        .expect("write the URLs file");
+        let load = |first: &str| {
+            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_goldenpath"));
+            command
+                .arg("load")
+                .args(["--url", first])
+                .arg("--urls-file")
+                .arg(&urls_file)
+                .args(["--jwt-claim", &format!("iss={ISSUER}")])
+                .args(["--jwt-claim", &format!("aud={AUDIENCE}")])
+                .args(["--users", "6", "--connections-per-user", "2"])
+                .args(["--rate", "40", "--duration", "1", "--grace", "5"])
+                .args(["--timeout", "5"])
+                .arg("--json")
+                .arg(&report)
+                .env("GOLDENPATH_JWT_SECRET", &cluster.secret)
+                .kill_on_drop(true);
+            command
+        };
+        let output = timeout(Duration::from_secs(60), load(&urls[0]).output())
+            .await
+            .expect("the load ends within 60 s")
+            .expect("goldenpath runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "a clean load over three instances:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: Value = serde_json::from_slice(&std::fs::read(&report).expect("the JSON report"))
+            .expect("a JSON report");
+        let spread: Vec<(String, u64)> = json["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .map(|i| {
+                (
+                    i["url"].as_str().expect("url").to_owned(),
+                    i["connections"].as_u64().expect("connections"),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, u64)> = urls.iter().map(|u| (u.clone(), 4)).collect();
+        assert_eq!(
+            spread, expected,
+            "12 connections, 4 on each instance:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("connections per instance: 4 on"),
+            "the terminal report gives the spread:\n{stdout}"
+        );
+        assert_eq!(json["counters"]["lost"], 0, "{stdout}");
+        assert_eq!(json["counters"]["misrouted"], 0, "{stdout}");
+        assert!(
+            json["completed_runs"].as_u64() == json["expected_runs"].as_u64()
+                && json["expected_runs"].as_u64() > Some(0),
+            "every run reaches both tabs of its user, across instances:\n{stdout}"
+        );
+
+        // An instance that is down: the probe names it, exit 3.
+        let down = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("bound");
+            format!("ws://{addr}/ws")
+        };
+        std::fs::write(&urls_file, format!("{}\n{down}\n", urls[1])).expect("write");
+        let output = timeout(Duration::from_secs(60), load(&urls[0]).output())
+            .await
+            .expect("the load ends within 60 s")
+            .expect("goldenpath runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains(&down),
+            "the unreachable instance is named: {stderr}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -4,7 +4,9 @@ use clap::Args;
 use goldenpath::attest;
 use goldenpath::report::{Report, ScenarioResult};
 use goldenpath::writer;
-use goldenpath::{CheckError, Dialect, Options, Selection, Target, TokenSource, tokens};
+use goldenpath::{CheckError, Dialect, Options, Selection};
+
+use crate::target_cli::TargetArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,42 +21,8 @@ use std::time::Duration;
 /// to enable it; also a run ended by --deadline), 5 partial (--only or --tags narrowed the run).
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
-    /// is started on 127.0.0.1 and checked. Repeat it for the instances of one deployment
-    /// (`--url A --url B --url C`): each user's connections are spread over them round-robin.
-    #[arg(long)]
-    url: Vec<String>,
-    /// Mint HS256 tokens with this secret (the server's).
-    #[arg(
-        long,
-        env = "GOLDENPATH_JWT_SECRET",
-        hide_env_values = true,
-        group = "tokens"
-    )]
-    jwt_secret: Option<String>,
-    /// An extra claim for minted tokens, key=value (e.g. iss=auth, aud=chat). Repeatable.
-    #[arg(long = "jwt-claim", value_name = "KEY=VALUE")]
-    jwt_claims: Vec<String>,
-    /// A JSON file mapping user → token.
-    #[arg(long, group = "tokens")]
-    token_file: Option<PathBuf>,
-    /// A login endpoint: POST {"user": "<name>"} returns {"token": "..."}.
-    #[arg(long, group = "tokens")]
-    token_url: Option<String>,
-    /// An extra header on every upgrade request, K:V. Repeatable.
-    #[arg(long = "header", value_name = "K:V")]
-    headers: Vec<String>,
-    /// An extra subprotocol to offer.
-    #[arg(long)]
-    subprotocol: Option<String>,
-    /// A PEM file of a private CA to trust for wss://.
-    #[arg(long)]
-    ca_cert: Option<PathBuf>,
-    /// Speak to the server through this dialect: a built-in name (canonical, netra-legacy) or
-    /// a dialect TOML file (see suite/dialects/README.md). Verdicts reached through it are
-    /// marked, and the mapping rules it needed are reported as migration debt.
-    #[arg(long, value_name = "NAME|FILE", default_value = "canonical")]
-    dialect: String,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Run only scenarios matching this tag expression, e.g. "@isolation and not @directives".
     #[arg(long)]
     tags: Option<String>,
@@ -193,17 +161,11 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(e),
     };
-    let dialect = match load_dialect(&args.dialect) {
+    let dialect = match args.target.dialect() {
         Ok(d) => d,
         Err(e) => return usage(e),
     };
-    if args.url.is_empty() && !dialect.is_canonical() {
-        return usage(format!(
-            "--dialect {} needs --url: the embedded reference router speaks the canonical dialect",
-            dialect.name()
-        ));
-    }
-    let target = match target(&args) {
+    let target = match args.target.target() {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
@@ -391,45 +353,6 @@ fn selection(args: &CheckArgs) -> Result<Selection, String> {
         tags_text: args.tags.clone(),
         only: args.only.clone(),
     })
-}
-
-fn target(args: &CheckArgs) -> Result<Option<(Target, TokenSource)>, String> {
-    let Some((url, more)) = args.url.split_first() else {
-        if args.jwt_secret.is_some() || args.token_file.is_some() || args.token_url.is_some() {
-            return Err(
-                "a token source needs --url: without it the embedded reference is checked".into(),
-            );
-        }
-        return Ok(None);
-    };
-    let mut headers = Vec::new();
-    for h in &args.headers {
-        let (k, v) = h
-            .split_once(':')
-            .ok_or_else(|| format!("--header {h:?} is not K:V"))?;
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    let target = Target::new(
-        url,
-        headers,
-        args.subprotocol.clone(),
-        args.ca_cert.as_deref(),
-    )
-    .and_then(|t| t.with_instances(more))
-    .map_err(|e| e.to_string())?;
-    let tokens = if let Some(secret) = &args.jwt_secret {
-        TokenSource::Secret {
-            secret: secret.clone(),
-            claims: tokens::parse_claims(&args.jwt_claims).map_err(|e| e.to_string())?,
-        }
-    } else if let Some(file) = &args.token_file {
-        TokenSource::from_file(file).map_err(|e| e.to_string())?
-    } else if let Some(url) = &args.token_url {
-        TokenSource::from_url(url.clone())
-    } else {
-        return Err("--url needs a token source: --jwt-secret, --token-file or --token-url".into());
-    };
-    Ok(Some((target, tokens)))
 }
 
 fn list(selection: &Selection) -> ExitCode {

@@ -1,8 +1,10 @@
 //! `goldenpath load`: flags → load options → run → report → exit code.
 
 use clap::Args;
+use goldenpath::LoadOptions;
 use goldenpath::load::{Live, Phase, Restart, Slo};
-use goldenpath::{LoadOptions, Target, TokenSource, tokens};
+
+use crate::target_cli::TargetArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -18,37 +20,8 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 #[command(after_long_help = goldenpath::load::counter_help())]
 pub(crate) struct LoadArgs {
-    /// The server's WebSocket URL (ws:// or wss://). Without it, the embedded reference router
-    /// is started on 127.0.0.1 and loaded.
-    #[arg(long)]
-    url: Option<String>,
-    /// Mint HS256 tokens with this secret (the server's).
-    #[arg(
-        long,
-        env = "GOLDENPATH_JWT_SECRET",
-        hide_env_values = true,
-        group = "tokens"
-    )]
-    jwt_secret: Option<String>,
-    /// An extra claim for minted tokens, key=value (e.g. iss=auth, aud=chat). Repeatable.
-    #[arg(long = "jwt-claim", value_name = "KEY=VALUE")]
-    jwt_claims: Vec<String>,
-    /// A JSON file mapping user → token (users are named <tag>u0, <tag>u1, ...: use
-    /// --jwt-secret or --token-url unless the file was written for this run).
-    #[arg(long, group = "tokens")]
-    token_file: Option<PathBuf>,
-    /// A login endpoint: POST {"user": "<name>"} returns {"token": "..."}.
-    #[arg(long, group = "tokens")]
-    token_url: Option<String>,
-    /// An extra header on every upgrade request, K:V. Repeatable.
-    #[arg(long = "header", value_name = "K:V")]
-    headers: Vec<String>,
-    /// An extra subprotocol to offer.
-    #[arg(long)]
-    subprotocol: Option<String>,
-    /// A PEM file of a private CA to trust for wss://.
-    #[arg(long)]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Distinct users.
     #[arg(long, default_value_t = 200)]
     users: usize,
@@ -82,17 +55,13 @@ pub(crate) struct LoadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Speak to the server through this dialect: a built-in name (canonical, netra-legacy) or
-    /// a dialect TOML file (needs --url).
-    #[arg(long, value_name = "NAME|FILE", default_value = "canonical")]
-    dialect: String,
     /// An objective the run must meet, else exit 1: success=99.5% (runs reaching a valid
     /// terminal sequence), errors=0.5% (runs ending in agent_error or answered with an error
     /// frame), p99=10ms (user_message → agent_started; also p50, p90, p999, max). Repeatable.
     #[arg(long = "slo", value_name = "NAME=VALUE")]
     slos: Vec<String>,
     /// Rolling restart: run this shell command (sh -c) while the load goes on, e.g. a script
-    /// that restarts one instance (GOLDENPATH_LOAD_URL is in its environment). Connections the
+    /// that restarts one instance (GOLDENPATH_LOAD_URL, the first URL, and GOLDENPATH_LOAD_URLS, all of them, are in its environment). Connections the
     /// server closes reconnect with a backoff (50 ms doubling to 1 s); the report counts the
     /// closes with 1001, the reconnect time, the runs lost and refused, and judges GP-DEPLOY-001
     /// to 003. See MIGRATING.md, "Rolling restart".
@@ -130,12 +99,12 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return usage(e),
     };
-    let target = match target(&args) {
-        Ok(t) => t,
+    let dialect = match args.target.dialect() {
+        Ok(d) => d,
         Err(e) => return usage(e),
     };
-    let dialect = match crate::check::load_dialect(&args.dialect) {
-        Ok(d) => d,
+    let target = match args.target.target() {
+        Ok(t) => t,
         Err(e) => return usage(e),
     };
     let slos: Vec<Slo> = match args.slos.iter().map(|s| s.parse()).collect() {
@@ -194,44 +163,6 @@ pub(crate) async fn run(args: LoadArgs) -> ExitCode {
         return usage(format!("cannot write {}: {e}", path.display()));
     }
     ExitCode::from(if report.clean() && met { 0 } else { 1 })
-}
-
-fn target(args: &LoadArgs) -> Result<Option<(Target, TokenSource)>, String> {
-    let Some(url) = &args.url else {
-        if args.jwt_secret.is_some() || args.token_file.is_some() || args.token_url.is_some() {
-            return Err(
-                "a token source needs --url: without it the embedded reference is loaded".into(),
-            );
-        }
-        return Ok(None);
-    };
-    let mut headers = Vec::new();
-    for h in &args.headers {
-        let (k, v) = h
-            .split_once(':')
-            .ok_or_else(|| format!("--header {h:?} is not K:V"))?;
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    let target = Target::new(
-        url,
-        headers,
-        args.subprotocol.clone(),
-        args.ca_cert.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
-    let tokens = if let Some(secret) = &args.jwt_secret {
-        TokenSource::Secret {
-            secret: secret.clone(),
-            claims: tokens::parse_claims(&args.jwt_claims).map_err(|e| e.to_string())?,
-        }
-    } else if let Some(file) = &args.token_file {
-        TokenSource::from_file(file).map_err(|e| e.to_string())?
-    } else if let Some(url) = &args.token_url {
-        TokenSource::from_url(url.clone())
-    } else {
-        return Err("--url needs a token source: --jwt-secret, --token-file or --token-url".into());
-    };
-    Ok(Some((target, tokens)))
 }
 
 /// On a terminal: a bar over the connect phase, then over the messages sent.

@@ -5,6 +5,7 @@ mod check;
 mod diff_cli;
 mod explain_cli;
 mod load_cli;
+mod target_cli;
 mod validate_cli;
 
 use clap::{Parser, Subcommand};

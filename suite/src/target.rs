@@ -168,15 +168,16 @@ impl Target {
         subprotocol: Option<String>,
         ca_cert: Option<&std::path::Path>,
     ) -> Result<Target, ConnectError> {
-        let lower = url.to_ascii_lowercase();
-        if !(lower.starts_with("ws://") || lower.starts_with("wss://")) {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| ConnectError::Config(format!("{url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "ws" | "wss") {
             return Err(ConnectError::Config(format!(
                 "{url:?} is not a ws:// or wss:// URL"
             )));
         }
         url.into_client_request()
             .map_err(|e| ConnectError::Config(format!("{url:?}: {e}")))?;
-        let tls = if lower.starts_with("wss://") || ca_cert.is_some() {
+        let tls = if parsed.scheme() == "wss" || ca_cert.is_some() {
             Some(Arc::new(tls_config(ca_cert)?))
         } else {
             None
@@ -470,17 +471,13 @@ fn tls_reason(e: &rustls::Error) -> String {
 
 /// `url` with `path` when it has none (nothing, or only `/`, after the authority).
 fn with_path(url: &str, path: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let tail = tail.strip_prefix('/').unwrap_or(tail);
-    if !tail.is_empty() && !tail.starts_with(['?', '#']) {
-        return url.to_owned();
+    match url::Url::parse(url) {
+        Ok(mut parsed) if matches!(parsed.path(), "" | "/") => {
+            parsed.set_path(path);
+            parsed.into()
+        }
+        _ => url.to_owned(),
     }
-    format!("{}{authority}{path}{tail}", &url[..scheme_end + 3])
 }
 
 fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<rustls::ClientConfig, ConnectError> {

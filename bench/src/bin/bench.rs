@@ -2,7 +2,13 @@
 //! websockets) and the floor (bare tokio-tungstenite), each pinned to core 0, loaded by
 //! `goldenpath::load` in this process (pinned to core 1 by `bench/run.sh`), in interleaved
 //! rounds. Run it through `bench/run.sh`, which builds, installs the peer and pins; the method
-//! and the results are in BENCHMARKS.md.
+//! and the results are in BENCHMARKS.md. With `--scale` it runs the scale-out bench instead
+//! (the reference as 1, 2 and 4 instances on one Redis: [`scale`]).
+
+#[path = "bench/scale.rs"]
+mod scale;
+#[path = "bench/tables.rs"]
+mod tables;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -10,7 +16,6 @@ use goldenpath::load::Live;
 use goldenpath::{LoadOptions, LoadReport, Target, TokenSource};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -55,6 +60,14 @@ struct Args {
     /// floor, and of the peer when `--python` exists; prints the figures and writes nothing.
     #[arg(long)]
     idle_only: bool,
+    /// The scale-out bench instead: the reference as 1, 2 and 4 `serve --redis` instances on
+    /// one redis-server (needs `redis-server`), beside the single process; writes
+    /// scale-round-N.json and scale.md.
+    #[arg(long)]
+    scale: bool,
+    /// Connections per user in the scale-out bench, spread round-robin over the instances.
+    #[arg(long, default_value_t = 2)]
+    scale_connections_per_user: usize,
     /// Where the per-round JSON and the tables go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -123,6 +136,9 @@ async fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
+    if args.scale {
+        return scale::run(&args).await;
+    }
     let mut all: Vec<BTreeMap<Server, Figures>> = Vec::new();
     for round in 1..=args.rounds {
         let mut figures = BTreeMap::new();
@@ -159,7 +175,7 @@ async fn main() -> Result<()> {
     if args.idle_only {
         return Ok(());
     }
-    let tables = tables(&all);
+    let tables = tables::tables(&all);
     std::fs::write(args.out.join("tables.md"), &tables)?;
     println!("{tables}");
     Ok(())
@@ -437,135 +453,4 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
     let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(utime + stime)
-}
-
-/// The tables of BENCHMARKS.md: one row per figure and round, reference vs peer vs floor, with
-/// the ratios.
-fn tables(rounds: &[BTreeMap<Server, Figures>]) -> String {
-    type Get = fn(&Figures) -> f64;
-    // (name, unit, getter, lower is better)
-    let rows: [(&str, &str, Get, bool); 14] = [
-        ("routing p50 @ 1k ev/s", "ms", |f| f.p50_1k, true),
-        ("routing p99 @ 1k ev/s", "ms", |f| f.p99_1k, true),
-        ("routing p50 @ 5k ev/s", "ms", |f| f.p50_5k, true),
-        ("routing p99 @ 5k ev/s", "ms", |f| f.p99_5k, true),
-        (
-            "from actual send, p50 @ 1k ev/s",
-            "ms",
-            |f| f.sent_p50_1k,
-            true,
-        ),
-        (
-            "from actual send, p99 @ 1k ev/s",
-            "ms",
-            |f| f.sent_p99_1k,
-            true,
-        ),
-        (
-            "from actual send, p50 @ 5k ev/s",
-            "ms",
-            |f| f.sent_p50_5k,
-            true,
-        ),
-        (
-            "from actual send, p99 @ 5k ev/s",
-            "ms",
-            |f| f.sent_p99_5k,
-            true,
-        ),
-        ("max rate, p99 < 5 ms", "ev/s", |f| f.max_rate_ev, false),
-        (
-            "delivered at saturation",
-            "ev/s",
-            |f| f.saturation_ev,
-            false,
-        ),
-        ("server CPU at saturation", "%", |f| f.saturation_cpu, false),
-        (
-            "events per server CPU-second",
-            "ev",
-            |f| f.events_per_cpu_s,
-            false,
-        ),
-        (
-            "RSS per idle connection",
-            "KB",
-            |f| f.rss_per_conn / 1000.0,
-            true,
-        ),
-        ("handshake + auth", "conn/s", |f| f.handshakes_per_s, false),
-    ];
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| figure | round | reference | peer (FastAPI) | floor (tungstenite) | reference vs peer | reference / floor |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
-    for (name, unit, get, lower) in rows {
-        for (i, round) in rounds.iter().enumerate() {
-            let r = get(&round[&Server::Reference]);
-            let p = get(&round[&Server::Peer]);
-            let fl = get(&round[&Server::Floor]);
-            let vs_peer = if lower {
-                format!("{:.1}× lower", p / r)
-            } else {
-                format!("{:.1}×", r / p)
-            };
-            let vs_floor = format!("{:.2}", r / fl);
-            let _ = writeln!(
-                out,
-                "| {name} ({unit}) | {} | {} | {} | {} | {vs_peer} | {vs_floor} |",
-                i + 1,
-                fmt(r),
-                fmt(p),
-                fmt(fl)
-            );
-        }
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "| correctness (all load runs of the round) | round | reference | peer (FastAPI) | floor (tungstenite) |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|");
-    for (i, round) in rounds.iter().enumerate() {
-        let c = |s: Server| {
-            let f = &round[&s];
-            let c = f.counters;
-            format!(
-                "{} runs: lost {} dup {} misrouted {} order {} schema {}",
-                f.runs, c.lost, c.duplicated, c.misrouted, c.out_of_order, c.schema_invalid
-            )
-        };
-        let _ = writeln!(
-            out,
-            "| counters | {} | {} | {} | {} |",
-            i + 1,
-            c(Server::Reference),
-            c(Server::Peer),
-            c(Server::Floor)
-        );
-    }
-    let _ = writeln!(out);
-    let checks: Vec<String> = rounds
-        .iter()
-        .filter_map(|r| r[&Server::Reference].check_s)
-        .map(|s| format!("{s:.2} s"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "`goldenpath check` (full suite) against the reference, wall time per round: {}",
-        checks.join(", ")
-    );
-    out
-}
-
-fn fmt(v: f64) -> String {
-    if v >= 1000.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
 }

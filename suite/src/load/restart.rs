@@ -1,8 +1,8 @@
 //! Rolling restart: a user's command run while the load goes on, and the deploy judged.
 //!
 //! At `--restart-at` the command (`--restart-cmd`, run with `sh -c`; `GOLDENPATH_LOAD_URL` in
-//! its environment) restarts the target, e.g. one instance behind a load balancer. Meanwhile
-//! every connection the server closes reconnects to its URL with a bounded backoff, and the
+//! its environment, and every instance's in `GOLDENPATH_LOAD_URLS`) restarts the target, e.g. one instance behind a load balancer. Meanwhile
+//! every connection the server closes reconnects to its own instance's URL with a bounded backoff, and the
 //! run goes on. The report counts the closes with 1001, the reconnections and their time, the
 //! runs in flight when a connection closed, the runs lost (sent and never terminated, and not
 //! refused with an explicit `error`), and judges the `GP-DEPLOY` requirements, which only this
@@ -26,13 +26,24 @@ pub(crate) struct Outcome {
 }
 
 /// Run `restart.command` at `t0 + restart.at`; kill it if it still runs at `deadline`.
-pub(crate) async fn run(restart: Restart, t0: Instant, deadline: Instant, url: String) -> Outcome {
+/// `urls` are the target's instances: the first is `GOLDENPATH_LOAD_URL` in the command's
+/// environment, all of them (space-separated) `GOLDENPATH_LOAD_URLS`.
+pub(crate) async fn run(
+    restart: Restart,
+    t0: Instant,
+    deadline: Instant,
+    urls: Vec<String>,
+) -> Outcome {
     tokio::time::sleep_until(t0 + restart.at).await;
     let started = Instant::now();
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(&restart.command)
-        .env("GOLDENPATH_LOAD_URL", url)
+        .env(
+            "GOLDENPATH_LOAD_URL",
+            urls.first().cloned().unwrap_or_default(),
+        )
+        .env("GOLDENPATH_LOAD_URLS", urls.join(" "))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
