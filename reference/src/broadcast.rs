@@ -302,6 +302,8 @@ impl RunSender {
         let broadcast = &self.broadcast;
         self.targets
             .retain(|conn| broadcast.deliver(conn, frame) == Delivery::Queued);
+        let replay = broadcast.registry.replay();
+        replay.record(&self.owner, &self.run_id, *seq, *terminal, frame);
     }
 
     /// Stamp the run's frames with another owner than the user whose connections receive
@@ -327,7 +329,9 @@ impl RunSender {
             // The owner's connections on other instances are not known here: the run goes on
             // while its frames can be published.
             Some(remote) => !remote.stopped && remote.bus.alive(remote.epoch),
-            None => !self.targets.is_empty(),
+            // With every tab gone the run goes on all the same: a client that reconnects can
+            // take it up from the replay window (`resume`, `replay.rs`).
+            None => true,
         }
     }
 }

@@ -306,6 +306,8 @@ impl RedisBus {
             return;
         };
         let frame: Frame = message.frame.to_owned().into();
+        let replay = self.registry.replay();
+        replay.live(message.run_id, message.seq, message.terminal, &frame);
         #[cfg(feature = "faults")]
         if fault_on!(self.faults, GlobalChannel) {
             let targets = lock(&self.slot).receive(&self.registry, &message);
@@ -339,6 +341,21 @@ impl RedisBus {
             .retain(|conn| self.deliver(conn, frame.clone()) == Delivery::Queued);
         if message.terminal || run.targets.is_empty() {
             runs.remove(message.run_id);
+        }
+    }
+
+    /// The elements of the Redis list `key` (a run's replay window), in order.
+    pub(crate) async fn lrange(&self, key: &str) -> Result<Vec<String>, BusDown> {
+        let link = lock(&self.link).clone();
+        let Some(mut link) = link else {
+            return Err(BusDown("not connected".into()));
+        };
+        let mut read = redis::cmd("LRANGE");
+        read.arg(key).arg(0).arg(-1);
+        match tokio::time::timeout(COMMAND_TIMEOUT, read.query_async(&mut link.conn)).await {
+            Ok(Ok(entries)) => Ok(entries),
+            Ok(Err(e)) => Err(BusDown(e.to_string())),
+            Err(_) => Err(BusDown("no answer".into())),
         }
     }
 
@@ -398,6 +415,7 @@ impl RedisBus {
             };
             let mut pipe = redis::pipe();
             for out in batch.drain(..).filter(|o| o.epoch == epoch) {
+                crate::replay::hold_in_redis(&mut pipe, &out.payload);
                 pipe.publish(out.channel, out.payload).ignore();
             }
             let sent =

@@ -224,6 +224,10 @@ pub enum Fault {
     ExtraThinkingStep,
     /// The run never sends its terminal event.
     NeverFinish,
+    /// A `resume` replays every frame of the run the server still holds, from its first, not
+    /// those after the client's `last_seq`: the replay buffer was served whole, and the client
+    /// gets frames it already had again.
+    ResumeReplaysAll,
 
     // ---- the wire format --------------------------------------------------------------------
     /// `agent_started` is sent without `payload.agent_name`.
@@ -397,6 +401,7 @@ impl Fault {
             ExtraThinkingStep => &["GP-SEQ-011"],
             // No tab receives a complete run, on one instance or several (GP-ISO-010, GP-ISO-012).
             NeverFinish => &["GP-ISO-010", "GP-ISO-012", "GP-SEQ-008"],
+            ResumeReplaysAll => &["GP-SEQ-014"],
 
             SchemaMissingField => &["GP-WIRE-002"],
             SchemaWrongType => &["GP-WIRE-002"],

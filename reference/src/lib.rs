@@ -35,6 +35,7 @@ mod faults;
 mod gate;
 mod metrics;
 mod registry;
+mod replay;
 mod router;
 mod server;
 mod threads;

@@ -1,8 +1,9 @@
 //! The one router: an inbound text frame is parsed, validated against its schema once, and
-//! handed to the module of its type (`user_message`, `ping`). Anything else becomes a
+//! handed to the module of its type (`user_message`, `ping`, `resume`). Anything else becomes a
 //! [`Refusal`], answered with an `error` frame; the connection stays open.
 
 mod ping;
+mod resume;
 pub(crate) mod user_message;
 
 use goldenpath_spec::{Direction, ErrorCode, MessageType, schema};
@@ -17,6 +18,7 @@ use crate::server::Shared;
 pub(crate) enum Inbound {
     UserMessage(user_message::UserMessage),
     Ping(ping::Ping),
+    Resume(resume::Resume),
 }
 
 /// A client frame the router refused: the payload of the `error` frame it gets.
@@ -141,6 +143,7 @@ pub(crate) fn parse(
     let typed = match kind {
         MessageType::UserMessage => serde_json::from_value(value).map(Inbound::UserMessage),
         MessageType::Ping => serde_json::from_value(value).map(Inbound::Ping),
+        MessageType::Resume => serde_json::from_value(value).map(Inbound::Resume),
         _ => unreachable!("only client types pass the direction filter"),
     };
     // The schema already admitted the frame; a failure here is a schema/struct mismatch.
@@ -206,6 +209,7 @@ pub(crate) fn dispatch(inbound: Inbound, sender: &Sender<'_>) {
     match inbound {
         Inbound::UserMessage(m) => user_message::handle(m, sender),
         Inbound::Ping(p) => ping::handle(p, sender),
+        Inbound::Resume(r) => resume::handle(r, sender),
     }
 }
 
