@@ -90,7 +90,8 @@ async fn reconnects_and_resumes(w: &mut GoldenWorld, user: String, point: String
     }
     w.connect(&user).await;
     let id = w.next_id("resume");
-    let frame = json!({"type": "resume", "id": id, "payload": {"run_id": run_id, "last_seq": last_seq}});
+    let frame =
+        json!({"type": "resume", "id": id, "payload": {"run_id": run_id, "last_seq": last_seq}});
     let i = w.count(&user) - 1;
     let conn = w.conn(&user, i);
     conn.resume_judging(&run_id, last_seq, tracker.resumed());
