@@ -297,7 +297,10 @@ impl Fault {
 
     /// The requirement ids the fault breaks: exactly the requirements the runner fails when
     /// the whole suite runs strictly (SHOULDs count) against the reference with this fault on.
-    /// Where a fault breaks more than its headline requirement, the comment says why.
+    /// Where a fault breaks more than its headline requirement, the comment says why. A fault
+    /// that breaks a run's shape on the wire breaks it in a run taken up with `resume` too, where
+    /// the machine names `GP-SEQ-014` for whatever breaks (`features/sequence.toml`, `[resume]`):
+    /// those faults list it as well.
     pub fn breaks(self) -> &'static [&'static str] {
         use Fault::*;
         match self {
@@ -367,17 +370,17 @@ impl Fault {
             AgentStartedWithoutRequestId => &["GP-SEQ-012"],
             ToolEventsOnlyWithDirectives => &["GP-SEQ-013"],
             // The triggered run has no tool call closed (GP-SEQ-013).
-            DropToolCompleted => &["GP-SEQ-004", "GP-SEQ-013"],
-            RepeatToolCompleted => &["GP-SEQ-002"],
-            ToolCallIdFromName => &["GP-SEQ-003"],
+            DropToolCompleted => &["GP-SEQ-004", "GP-SEQ-013", "GP-SEQ-014"],
+            RepeatToolCompleted => &["GP-SEQ-002", "GP-SEQ-014"],
+            ToolCallIdFromName => &["GP-SEQ-003", "GP-SEQ-014"],
             // The late tool_completed follows the terminal event (GP-SEQ-005).
             // ...and the triggered run ends before its call is closed (GP-SEQ-013).
-            CompleteWithOpenTool => &["GP-SEQ-004", "GP-SEQ-005", "GP-SEQ-013"],
+            CompleteWithOpenTool => &["GP-SEQ-004", "GP-SEQ-005", "GP-SEQ-013", "GP-SEQ-014"],
             FrameAfterTerminal => &["GP-SEQ-005"],
             LateFrameAfterTerminal => &["GP-SEQ-005"],
-            SeqGap => &["GP-SEQ-006"],
-            SeqRepeat => &["GP-SEQ-006"],
-            ReorderFrames => &["GP-SEQ-006"],
+            SeqGap => &["GP-SEQ-006", "GP-SEQ-014"],
+            SeqRepeat => &["GP-SEQ-006", "GP-SEQ-014"],
+            ReorderFrames => &["GP-SEQ-006", "GP-SEQ-014"],
             // The copy repeats its seq (GP-SEQ-006) and its event_id (GP-WIRE-004).
             // ...on every instance's tabs (GP-ISO-010, GP-ISO-012).
             DuplicateFrame => &[
@@ -391,16 +394,22 @@ impl Fault {
             // (GP-SEQ-001) at seq 2 (GP-SEQ-006), the run it left has a gap (GP-SEQ-006) and
             // one thinking step fewer than asked (GP-SEQ-011), so the triggered run lacks its
             // thinking step (GP-SEQ-013).
-            WrongRunId => &["GP-SEQ-001", "GP-SEQ-006", "GP-SEQ-011", "GP-SEQ-013"],
+            WrongRunId => &[
+                "GP-SEQ-001",
+                "GP-SEQ-006",
+                "GP-SEQ-011",
+                "GP-SEQ-013",
+                "GP-SEQ-014",
+            ],
             // The thread the owner names is no longer what the run's frames report (GP-ISO-008).
-            WrongThreadId => &["GP-ISO-008", "GP-SEQ-007"],
+            WrongThreadId => &["GP-ISO-008", "GP-SEQ-007", "GP-SEQ-014"],
             EventIdPerRun => &["GP-WIRE-004"],
             ToolErrorAbortsRun => &["GP-SEQ-009"],
             ToolErrorReportedOk => &["GP-SEQ-009"],
             FailRunCompletes => &["GP-SEQ-010"],
             ExtraThinkingStep => &["GP-SEQ-011"],
             // No tab receives a complete run, on one instance or several (GP-ISO-010, GP-ISO-012).
-            NeverFinish => &["GP-ISO-010", "GP-ISO-012", "GP-SEQ-008"],
+            NeverFinish => &["GP-ISO-010", "GP-ISO-012", "GP-SEQ-008", "GP-SEQ-014"],
             ResumeReplaysAll => &["GP-SEQ-014"],
 
             SchemaMissingField => &["GP-WIRE-002"],

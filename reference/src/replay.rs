@@ -306,7 +306,9 @@ impl Replay {
 }
 
 /// The frames after `last_seq`, when the window holds every one of them.
-fn missed(frames: Vec<Held>, last_seq: u64) -> Option<Vec<Held>> {
+fn missed(mut frames: Vec<Held>, last_seq: u64) -> Option<Vec<Held>> {
+    // A frame held twice under one seq (only a faulty send does that) is replayed once.
+    frames.dedup_by_key(|h| h.seq);
     let latest = frames.last()?.seq;
     let first = frames.first()?.seq;
     if last_seq > latest || first > last_seq + 1 {
