@@ -147,15 +147,26 @@ async fn the_run_id(w: &mut GoldenWorld, user: &str) -> Value {
     }
     let owner = w.run_owner();
     let message = w.last_message_id.clone();
+    // The run's first frame to arrive: its agent_started (whose request_id, when it echoes one,
+    // is the message's), or whatever run frame comes first when it sends none (the run's shape
+    // is the sequence requirements' business, not the resume's).
     let is_start = move |f: &Value| {
-        f["type"] == "agent_started"
-            && message
-                .as_deref()
-                .is_none_or(|id| f["payload"]["request_id"] == id)
+        f.get("run_id").is_some()
+            && f.get("seq").is_some()
+            && match (f["payload"]["request_id"].as_str(), message.as_deref()) {
+                (Some(echoed), Some(id)) if f["type"] == "agent_started" => echoed == id,
+                _ => true,
+            }
     };
+    let mark = w
+        .conns
+        .get(&owner)
+        .and_then(|list| list.first())
+        .and_then(|c| w.marks.get(&c.label).copied())
+        .unwrap_or(0);
     let deadline = w.run_deadline();
     let conn = w.conn(&owner, 0);
-    if let Some(f) = conn.received.iter().rev().find(|f| is_start(f)) {
+    if let Some(f) = conn.received.iter().skip(mark).find(|f| is_start(f)) {
         return f["run_id"].clone();
     }
     let label = conn.label.clone();
@@ -167,7 +178,7 @@ async fn the_run_id(w: &mut GoldenWorld, user: &str) -> Value {
         }
     }
     w.fail_tagged(format!(
-        "no run to resume: the run's agent_started never reached {label}"
+        "no run to resume: no frame of the run reached {label}"
     ))
 }
 
