@@ -424,8 +424,9 @@ impl Fault {
             // Only runs that overlap leak: the scenarios that send at once (GP-ISO-012 among them).
             GlobalChannel => &["GP-ISO-002", "GP-ISO-012"],
             // Tabs on other instances lose the run (GP-ISO-001 wherever a user has several tabs),
-            // under concurrency too (GP-ISO-012).
-            LocalDeliveryOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012"],
+            // under concurrency too (GP-ISO-012); a tab that reconnects to another instance
+            // finds no replay window of the run there (GP-SEQ-014).
+            LocalDeliveryOnly => &["GP-ISO-001", "GP-ISO-010", "GP-ISO-012", "GP-SEQ-014"],
             ThreadOwnershipPerInstance => &["GP-ISO-011"],
             // Only a deploy shows it: `check` fails none of these (`tests/deploy.rs` proves them).
             ExitWithoutDrain => &["GP-DEPLOY-001", "GP-DEPLOY-002"],
