@@ -119,3 +119,29 @@ Feature: The sequence of a run
     When alice sends a user message that makes the agent use a tool
     Then each of alice's connections receives one complete run
     And the run has agent_started, agent_thinking, a tool call and its terminal event
+
+  @GP-SEQ-014 @directives
+  Scenario: A client that reconnects mid-run gets the frames it missed, once, in order
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=3 delay_ms=100]"
+    And alice closes a connection mid-run
+    And alice reconnects and resumes the run after the last frame it received
+    Then alice receives the rest of the run, each frame once, in order
+
+  @GP-SEQ-014 @directives
+  Scenario: A resume of frames outside the replay window is answered with resume_unavailable
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=40 think=0]"
+    Then alice receives one complete run with 40 tool calls and 0 thinking steps
+    When alice closes a connection
+    And alice reconnects and resumes the run after its first frame
+    Then alice receives an error frame with code "resume_unavailable"
+    And no run starts
+
+  @GP-SEQ-014 @directives
+  Scenario: A resume of another user's run is answered with resume_unavailable and nothing of it
+    Given alice is connected
+    When alice sends a user message with the directive "[tools=3 delay_ms=100]"
+    And bob reconnects and resumes the run from its start
+    Then bob receives an error frame with code "resume_unavailable"
+    And no frame reaches another user on any instance

@@ -122,6 +122,11 @@ pub(crate) trait Outbound: Send + Sync {
         true
     }
 
+    /// Where the replay of a `resume` after frame `last_seq` starts: right after it.
+    fn replay_from(&self, last_seq: u64) -> u64 {
+        last_seq
+    }
+
     /// The filter one run's frames pass through once stamped: none.
     fn run_frames(&self) -> Box<dyn RunFrames> {
         Box::new(AsStamped)
@@ -266,6 +271,11 @@ impl Broadcast {
         self.outbound.direct(&self.wire, conn, kind, payload);
     }
 
+    /// Where the replay of a `resume` after frame `last_seq` starts (the outbound seam's say).
+    pub(crate) fn replay_from(&self, last_seq: u64) -> u64 {
+        self.outbound.replay_from(last_seq)
+    }
+
     /// Open a run of `owner` in `thread_id`: its frames go to the owner's connections open now.
     pub(crate) fn start_run(&self, owner: Arc<str>, thread_id: String) -> RunSender {
         self.start_run_with(owner, thread_id, self.outbound.run_frames())
@@ -360,6 +370,14 @@ impl RunOut<'_> {
         targets
             .conns
             .retain(|conn| wire.deliver(conn, &bytes) == Delivery::Queued);
+        // In process, the window a reconnecting client resumes from (`replay.rs`).
+        wire.registry.replay().record(
+            &frame.owner,
+            self.run_id,
+            frame.seq,
+            frame.is_terminal(),
+            &bytes,
+        );
     }
 
     /// Whether a connection the run goes to has closed.
@@ -429,7 +447,9 @@ impl RunSender {
             // The owner's connections on other instances are not known here: the run goes on
             // while its frames can be published.
             Some(remote) => !remote.stopped && remote.bus.alive(remote.epoch),
-            None => !self.targets.conns.is_empty(),
+            // With every tab gone the run goes on all the same: a client that reconnects can
+            // take it up from the replay window (`resume`, `replay.rs`).
+            None => true,
         }
     }
 }

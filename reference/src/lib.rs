@@ -41,6 +41,7 @@ mod gate;
 mod lifecycle;
 mod metrics;
 mod registry;
+mod replay;
 mod router;
 mod seams;
 mod server;

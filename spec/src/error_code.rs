@@ -41,11 +41,14 @@ pub enum ErrorCode {
     InternalError,
     /// `shutting_down`: a `user_message` while the server drains for a deploy; no run starts.
     ShuttingDown,
+    /// `resume_unavailable`: a `resume` the server cannot serve whole (frames gone, unknown
+    /// run, or another user's); nothing of the run is sent.
+    ResumeUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, in the table's order.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidJson,
         ErrorCode::NotAnObject,
         ErrorCode::UnknownType,
@@ -55,6 +58,7 @@ impl ErrorCode {
         ErrorCode::ThreadNotFound,
         ErrorCode::InternalError,
         ErrorCode::ShuttingDown,
+        ErrorCode::ResumeUnavailable,
     ];
 
     /// The code as the wire carries it.
@@ -69,6 +73,7 @@ impl ErrorCode {
             ErrorCode::ThreadNotFound => "thread_not_found",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::ResumeUnavailable => "resume_unavailable",
         }
     }
 

@@ -1,5 +1,5 @@
-//! The contract's limits (`features/limits.toml`): the clock-skew bound on token times and the
-//! quiet window after a run's terminal event. Both the reference router and the runner read
+//! The contract's limits (`features/limits.toml`): the clock-skew bound on token times, the
+//! quiet window after a run's terminal event and the replay window of a `resume`. Both the reference router and the runner read
 //! them here.
 //!
 //! ```
@@ -23,6 +23,8 @@ pub struct Limits {
     pub auth: AuthLimits,
     /// Runs.
     pub run: RunLimits,
+    /// The replay window of a `resume`.
+    pub resume: ResumeLimits,
     /// Frames.
     pub wire: WireLimits,
     /// The ranges a target may set its liveness budgets within.
@@ -42,6 +44,23 @@ pub struct BudgetRanges {
     pub max_gap_ms: [u64; 2],
     /// The run timeout (GP-SEQ-008).
     pub run_timeout_ms: [u64; 2],
+}
+
+/// The `[resume]` table: the replay window a `resume` after a reconnect is served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeLimits {
+    /// How many of a run's latest frames a server holds for a `resume`, no more.
+    pub window_frames: usize,
+    /// How long a server holds them after the run's latest frame, in milliseconds.
+    pub retention_ms: u64,
+}
+
+impl ResumeLimits {
+    /// How long a run's frames are held after its latest frame, as a duration.
+    pub fn retention(&self) -> Duration {
+        Duration::from_millis(self.retention_ms)
+    }
 }
 
 /// The `[wire]` table.
@@ -102,6 +121,10 @@ mod tests {
         assert!(
             l.run.quiet_after_terminal_ms >= 1000,
             "the quiet window is at least 1 s"
+        );
+        assert!(
+            l.resume.window_frames >= 2 && l.resume.retention_ms > 0,
+            "a replay window holds at least a run's first and last frames, for a while"
         );
     }
 }

@@ -161,6 +161,7 @@ pub struct Machine {
     seq: SeqRule,
     identity: Identity,
     end: End,
+    resume: Resume,
     liveness: Liveness,
 }
 
@@ -213,6 +214,12 @@ impl Machine {
         &self.end.unfinished
     }
 
+    /// The requirement every violation on a connection that took the run up with `resume`
+    /// breaks (`GP-SEQ-014`): the one a [`RunTracker::resumed`] tracker names.
+    pub fn resume_requirement(&self) -> &str {
+        &self.resume.requirement
+    }
+
     /// Every requirement a [`Violation`] of this machine can name.
     pub fn requirements(&self) -> BTreeSet<&str> {
         let mut ids: BTreeSet<&str> = self.states.iter().map(|s| s.unexpected.as_str()).collect();
@@ -224,6 +231,7 @@ impl Machine {
             self.seq.requirement.as_str(),
             self.identity.requirement.as_str(),
             self.end.unfinished.as_str(),
+            self.resume.requirement.as_str(),
         ]);
         ids
     }
@@ -335,6 +343,7 @@ impl Machine {
             seq: raw.seq,
             identity: raw.identity,
             end: raw.end,
+            resume: raw.resume,
             liveness: raw.liveness,
         };
         if let Some(id) = machine
@@ -380,6 +389,8 @@ pub struct RunTracker {
     calls: BTreeMap<String, Call>,
     /// The event that ended the run, and its frame.
     ended_by: Option<(MessageType, usize)>,
+    /// The run was taken up here with `resume`: every violation names the resume requirement.
+    resumed: bool,
 }
 
 impl Default for RunTracker {
@@ -402,6 +413,50 @@ impl RunTracker {
             identity: vec![None; machine.identity.fields.len()],
             calls: BTreeMap::new(),
             ended_by: None,
+            resumed: false,
+        }
+    }
+
+    /// A tracker for the same run on a connection that takes it up with `resume` after the
+    /// frames this one has seen: it goes on from this one's state (the next `seq`, the open
+    /// calls, the identity), counts frames from 0, and every violation it reports names the
+    /// machine's resume requirement, whichever rule broke.
+    ///
+    /// ```
+    /// use goldenpath_spec::machine::{RunTracker, machine};
+    /// use serde_json::json;
+    ///
+    /// let frame = |seq: u64, kind: &str| {
+    ///     json!({"type": kind, "seq": seq, "run_id": "r-1", "thread_id": "t-1",
+    ///            "user_id": "alice", "payload": {}})
+    /// };
+    /// let mut old = RunTracker::new();
+    /// old.observe(&frame(1, "agent_started"));
+    /// old.observe(&frame(2, "agent_thinking"));
+    ///
+    /// // The frames after 2, each once: a clean run.
+    /// let mut new = old.resumed();
+    /// assert!(new.observe(&frame(3, "agent_completed")).is_empty());
+    ///
+    /// // Frame 2 again: the resume broke, not the run's numbering.
+    /// let mut new = old.resumed();
+    /// let violations = new.observe(&frame(2, "agent_thinking"));
+    /// assert_eq!(violations[0].requirement, machine().resume_requirement());
+    /// ```
+    pub fn resumed(&self) -> RunTracker {
+        RunTracker {
+            frames: 0,
+            resumed: true,
+            ..self.clone()
+        }
+    }
+
+    /// The requirement a violation this tracker finds names, given the rule's own.
+    fn names(&self, requirement: &str) -> String {
+        if self.resumed {
+            self.machine.resume.requirement.clone()
+        } else {
+            requirement.to_owned()
         }
     }
 
@@ -418,6 +473,9 @@ impl RunTracker {
         self.step(index, event, frame, &mut violations);
         self.check_seq(index, frame, &mut violations);
         self.check_identity(index, frame, &mut violations);
+        for v in &mut violations {
+            v.requirement = self.names(&v.requirement);
+        }
         violations
     }
 
@@ -449,7 +507,7 @@ impl RunTracker {
             got.push_str(&format!(", {}", self.describe_open()));
         }
         vec![Violation::new(
-            &self.machine.end.unfinished,
+            &self.names(&self.machine.end.unfinished),
             None,
             format!(
                 "a terminal event ({})",
@@ -759,6 +817,7 @@ struct RawMachine {
     seq: SeqRule,
     identity: Identity,
     end: End,
+    resume: Resume,
     liveness: Liveness,
 }
 
@@ -816,6 +875,12 @@ struct Identity {
 #[serde(deny_unknown_fields)]
 struct End {
     unfinished: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resume {
+    requirement: String,
 }
 
 /// Why a text is not a machine.

@@ -18,6 +18,8 @@ pub enum MessageType {
     UserMessage,
     /// `ping`: an application-level ping from the client.
     Ping,
+    /// `resume`: after a reconnect, the frames of a run the client missed, then the rest of it.
+    Resume,
     /// `connection_established`: the first frame of every connection.
     ConnectionEstablished,
     /// `agent_started`: the first frame of a run.
@@ -40,9 +42,10 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every type, client types first.
-    pub const ALL: [MessageType; 11] = [
+    pub const ALL: [MessageType; 12] = [
         MessageType::UserMessage,
         MessageType::Ping,
+        MessageType::Resume,
         MessageType::ConnectionEstablished,
         MessageType::AgentStarted,
         MessageType::AgentThinking,
@@ -59,6 +62,7 @@ impl MessageType {
         match self {
             MessageType::UserMessage => "user_message",
             MessageType::Ping => "ping",
+            MessageType::Resume => "resume",
             MessageType::ConnectionEstablished => "connection_established",
             MessageType::AgentStarted => "agent_started",
             MessageType::AgentThinking => "agent_thinking",
@@ -79,7 +83,9 @@ impl MessageType {
     /// Who sends this type.
     pub const fn direction(self) -> Direction {
         match self {
-            MessageType::UserMessage | MessageType::Ping => Direction::ClientToServer,
+            MessageType::UserMessage | MessageType::Ping | MessageType::Resume => {
+                Direction::ClientToServer
+            }
             _ => Direction::ServerToClient,
         }
     }

@@ -55,6 +55,7 @@ pub const FILES: &[(&str, &str)] = &[
     schema_file!("envelope.json"),
     schema_file!("user_message.json"),
     schema_file!("ping.json"),
+    schema_file!("resume.json"),
     schema_file!("connection_established.json"),
     schema_file!("agent_started.json"),
     schema_file!("agent_thinking.json"),

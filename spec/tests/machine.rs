@@ -305,7 +305,7 @@ fn a_violation_says_what_was_expected_and_what_came() {
 }
 
 #[test]
-fn every_requirement_the_machine_names_is_a_must_of_the_catalogue() {
+fn every_requirement_the_machine_names_is_in_the_catalogue_at_its_level() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../features/README.md");
     let catalogue = std::fs::read_to_string(path).unwrap();
     let ids = machine().requirements();
@@ -319,10 +319,17 @@ fn every_requirement_the_machine_names_is_a_must_of_the_catalogue() {
             "GP-SEQ-005",
             "GP-SEQ-006",
             "GP-SEQ-007",
-            "GP-SEQ-008"
+            "GP-SEQ-008",
+            "GP-SEQ-014"
         ])
     );
-    for id in ids {
+    // Taking a run up after a reconnect is a SHOULD: a server without it is still conformant.
+    let resume = machine().resume_requirement();
+    assert!(
+        catalogue.contains(&format!("| {resume} | SHOULD |")),
+        "{resume} is no SHOULD row of {path}"
+    );
+    for id in ids.into_iter().filter(|id| *id != resume) {
         assert!(
             catalogue.contains(&format!("| {id} | MUST |")),
             "{id} is no MUST row of {path}"
@@ -590,4 +597,58 @@ proptest! {
         frames.push(json!(["agent_started"]));
         let _ = judge_run(&frames);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A run taken up after a reconnect (`resume`)
+
+/// The violations of the frames after the first `seen` of `frames`, judged on a connection that
+/// resumed the run after them; the trackers of the old and the new connection.
+fn resumed_after(frames: &[Value], seen: usize, sent: &[Value]) -> Vec<Violation> {
+    let mut old = RunTracker::new();
+    for f in &frames[..seen] {
+        assert!(
+            old.observe(f).is_empty(),
+            "the frames before are a clean run"
+        );
+    }
+    let mut new = old.resumed();
+    let mut violations: Vec<Violation> = sent.iter().flat_map(|f| new.observe(f)).collect();
+    violations.extend(new.finish());
+    violations
+}
+
+#[test]
+fn a_run_resumed_after_the_frames_seen_is_one_clean_run() {
+    let frames = run("start think exec:c1 done:c1 completed");
+    for seen in 1..frames.len() {
+        assert!(
+            resumed_after(&frames, seen, &frames[seen..]).is_empty(),
+            "resumed after frame {seen}"
+        );
+    }
+}
+
+#[rstest]
+#[case::a_frame_sent_again(&[1, 2, 3, 4], "`seq` 3")]
+#[case::a_frame_missed(&[3, 4], "`seq` 3")]
+#[case::the_run_from_its_start(&[0, 1, 2, 3, 4], "`seq` 3")]
+#[case::the_rest_never_comes(&[2], "a terminal event")]
+fn whatever_breaks_a_resumed_run_names_the_resume_requirement(
+    #[case] sent: &[usize],
+    #[case] expected: &str,
+) {
+    let frames = run("start think exec:c1 done:c1 completed");
+    let sent: Vec<Value> = sent.iter().map(|&i| frames[i].clone()).collect();
+    let violations = resumed_after(&frames, 2, &sent);
+    assert!(!violations.is_empty(), "{sent:?}");
+    let resume = machine().resume_requirement();
+    assert!(
+        violations.iter().all(|v| v.requirement == resume),
+        "{violations:?}"
+    );
+    assert!(
+        violations.iter().any(|v| v.expected.contains(expected)),
+        "{violations:?}"
+    );
 }

@@ -152,6 +152,8 @@ pub(crate) struct Judge {
     findings: Vec<Finding>,
     event_ids: HashSet<String>,
     runs: HashMap<String, RunTracker>,
+    /// The run this connection took up with `resume`, and the `last_seq` it named.
+    resumed: Option<(Value, u64)>,
     dialect: Dialect,
     normalizer: Normalizer,
 }
@@ -171,6 +173,7 @@ impl Judge {
             findings: Vec::new(),
             event_ids: HashSet::new(),
             runs: HashMap::new(),
+            resumed: None,
             dialect: dialect.clone(),
             normalizer: dialect.normalizer(user),
         }
@@ -211,6 +214,18 @@ impl Judge {
         self.runs
             .get(&run_id.to_string())
             .is_some_and(RunTracker::is_finished)
+    }
+
+    /// This connection takes run `run_id` up after its frame `last_seq` (`resume`): its frames
+    /// of the run are judged by `tracker`, a [`RunTracker::resumed`] that saw the frames before.
+    pub(crate) fn resume(&mut self, run_id: &Value, last_seq: u64, tracker: RunTracker) {
+        self.runs.insert(run_id.to_string(), tracker);
+        self.resumed = Some((run_id.clone(), last_seq));
+    }
+
+    /// The run this connection took up with `resume`, and the `last_seq` it named.
+    pub(crate) fn resumed(&self) -> Option<&(Value, u64)> {
+        self.resumed.as_ref()
     }
 
     /// The runs seen that have not reached their terminal event.

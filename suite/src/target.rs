@@ -1010,6 +1010,22 @@ impl Conn {
         self.judge.run_over(run_id)
     }
 
+    /// This connection takes run `run_id` up after its frame `last_seq` (`resume`): its frames
+    /// of the run are judged as the continuation `tracker` stands for.
+    pub(crate) fn resume_judging(
+        &mut self,
+        run_id: &Value,
+        last_seq: u64,
+        tracker: goldenpath_spec::machine::RunTracker,
+    ) {
+        self.judge.resume(run_id, last_seq, tracker);
+    }
+
+    /// The run this connection took up with `resume`, and the `last_seq` it named.
+    pub(crate) fn resumed(&self) -> Option<&(Value, u64)> {
+        self.judge.resumed()
+    }
+
     /// The runs seen on this connection that have not reached their terminal event.
     pub fn open_runs(&self) -> usize {
         self.judge.open_runs()

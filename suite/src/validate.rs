@@ -40,7 +40,7 @@ pub enum ValidateError {
 
 /// The requirements decided from a connection's frames alone, without a live server: the wire
 /// rules and the run's state machine, but the run timeout (which needs the clock of a live
-/// wait).
+/// wait) and the resume after a reconnect (which needs the reconnect).
 pub fn judged_requirements() -> Vec<&'static str> {
     let machine = goldenpath_spec::machine::machine();
     let mut ids: Vec<&'static str> = crate::judge::WIRE_REQUIREMENTS.to_vec();
@@ -48,7 +48,8 @@ pub fn judged_requirements() -> Vec<&'static str> {
         machine
             .requirements()
             .into_iter()
-            .filter(|id| *id != machine.unfinished_requirement()),
+            .filter(|id| *id != machine.unfinished_requirement())
+            .filter(|id| *id != machine.resume_requirement()),
     );
     ids.sort_unstable();
     ids.dedup();

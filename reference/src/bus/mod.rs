@@ -320,4 +320,16 @@ impl RedisBus {
             .map(|l| l.conn.clone())
             .ok_or_else(|| BusDown("not connected".into()))
     }
+
+    /// The elements of the Redis list `key` (a run's replay window, `resume`), in order.
+    pub(crate) async fn lrange(&self, key: &str) -> Result<Vec<String>, BusDown> {
+        let mut conn = self.command_link()?;
+        let mut read = redis::cmd("LRANGE");
+        read.arg(key).arg(0).arg(-1);
+        match tokio::time::timeout(COMMAND_TIMEOUT, read.query_async(&mut conn)).await {
+            Ok(Ok(entries)) => Ok(entries),
+            Ok(Err(e)) => Err(BusDown(e.to_string())),
+            Err(_) => Err(BusDown("no answer".into())),
+        }
+    }
 }

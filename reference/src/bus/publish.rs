@@ -68,6 +68,7 @@ impl RedisBus {
             };
             let mut pipe = redis::pipe();
             for out in batch.drain(..).filter(|o| o.epoch == epoch) {
+                crate::replay::hold_in_redis(&mut pipe, &out.payload);
                 pipe.publish(out.channel, out.payload).ignore();
             }
             let sent =

@@ -216,6 +216,10 @@ pub enum Fault {
     ExtraThinkingStep,
     /// The run never sends its terminal event.
     NeverFinish,
+    /// A `resume` replays every frame of the run the server still holds, from its first, not
+    /// those after the client's `last_seq`: the replay buffer was served whole, and the client
+    /// gets frames it already had again.
+    ResumeReplaysAll,
 
     // ---- the wire format --------------------------------------------------------------------
     /// `agent_started` is sent without `payload.agent_name`.

@@ -87,6 +87,14 @@ impl Outbound for Faulty {
         self.fault != Fault::LocalDeliveryOnly
     }
 
+    fn replay_from(&self, last_seq: u64) -> u64 {
+        if self.fault == Fault::ResumeReplaysAll {
+            0
+        } else {
+            last_seq
+        }
+    }
+
     fn run_frames(&self) -> Box<dyn RunFrames> {
         Box::new(Run {
             fault: self.fault,

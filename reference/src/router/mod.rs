@@ -1,5 +1,5 @@
 //! The one router: an inbound text frame is parsed, validated against its schema once, and
-//! handed to the module of its type (`user_message`, `ping`). Anything else becomes a
+//! handed to the module of its type (`user_message`, `ping`, `resume`). Anything else becomes a
 //! [`Refusal`], answered with an `error` frame; the connection stays open.
 //!
 //! How an inbound frame is handled varies at one seam, [`Routing`]: what a frame is, what a
@@ -7,6 +7,7 @@
 //! seam routes as the spec says.
 
 mod ping;
+mod resume;
 pub(crate) mod user_message;
 
 use axum::extract::ws::Message;
@@ -115,6 +116,7 @@ pub(crate) enum Reaction {
 pub(crate) enum Inbound {
     UserMessage(user_message::UserMessage),
     Ping(ping::Ping),
+    Resume(resume::Resume),
 }
 
 /// A client frame the router refused: the payload of the `error` frame it gets.
@@ -240,6 +242,7 @@ pub(crate) fn typed(
     let typed = match kind {
         MessageType::UserMessage => serde_json::from_value(value).map(Inbound::UserMessage),
         MessageType::Ping => serde_json::from_value(value).map(Inbound::Ping),
+        MessageType::Resume => serde_json::from_value(value).map(Inbound::Resume),
         _ => unreachable!("only client types pass the direction filter"),
     };
     // The schema already admitted the frame; a failure here is a schema/struct mismatch.
@@ -303,6 +306,7 @@ pub(crate) fn dispatch(inbound: Inbound, sender: &Sender<'_>) {
     match inbound {
         Inbound::UserMessage(m) => user_message::handle(m, sender),
         Inbound::Ping(p) => ping::handle(p, sender),
+        Inbound::Resume(r) => resume::handle(r, sender),
     }
 }
 

@@ -626,7 +626,15 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), DialectError> {
         if !is_client {
             return Err(invalid(
                 &format!("outbound.{kind}"),
-                format!("{kind:?} is not a client type of spec v1 (user_message, ping)"),
+                format!(
+                    "{kind:?} is not a client type of spec v1 ({})",
+                    MessageType::ALL
+                        .iter()
+                        .filter(|t| t.direction() == SpecDirection::ClientToServer)
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         templates.push((

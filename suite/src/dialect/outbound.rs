@@ -69,12 +69,13 @@ impl Dialect {
     }
 
     /// `frame` as this dialect sends it: a canonical client message of a type the dialect
-    /// has a template for (a `user_message` with a string `payload.content`, a `ping`) becomes
+    /// has a template for (a `user_message` with a string `payload.content`, a `ping`, a
+    /// `resume`) becomes
     /// that template filled in; anything else, such as a frame a step sends malformed on
     /// purpose, is sent untouched (`None`). Each message sent is counted under `sent TYPE`.
     pub(crate) fn translate(&self, frame: &Value) -> Option<Value> {
         let kind = frame.get("type")?.as_str()?;
-        if !matches!(kind, "user_message" | "ping") {
+        if !matches!(kind, "user_message" | "ping" | "resume") {
             return None;
         }
         let payload = frame.get("payload")?.as_object()?;

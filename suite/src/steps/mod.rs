@@ -7,6 +7,7 @@ mod connection;
 mod heartbeat;
 mod isolation;
 mod liveness;
+mod resume;
 mod routing;
 mod sequence;
 mod wire;

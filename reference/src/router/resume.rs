@@ -1,0 +1,69 @@
+//! `resume` → the frames of a run the client missed, then the rest of it, or an
+//! `error` frame, code `resume_unavailable`. The replay window and the following are
+//! `replay.rs`'s; this module reads the message and answers it.
+
+use goldenpath_spec::ErrorCode;
+use serde::Deserialize;
+
+use super::{Refusal, Sender};
+
+/// A `resume` frame, its schema already checked.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Resume {
+    id: Option<String>,
+    payload: Payload,
+}
+
+#[derive(Debug, Deserialize)]
+struct Payload {
+    run_id: String,
+    last_seq: u64,
+}
+
+pub(super) fn handle(resume: Resume, sender: &Sender<'_>) {
+    let shared = sender.shared;
+    let (user, conn, routing) = (
+        sender.user.clone(),
+        sender.conn.clone(),
+        sender.routing.clone(),
+    );
+    let Resume { id, payload } = resume;
+    // Where the replay starts: right after the last frame the client saw.
+    let from = shared.broadcast.replay_from(payload.last_seq);
+    let refusal = move |e: crate::replay::Unavailable| {
+        let mut r = Refusal::new(ErrorCode::ResumeUnavailable, e.to_string());
+        r.request_type = Some("resume".to_owned());
+        r.request_id = id.filter(|id| !id.is_empty());
+        r
+    };
+    match &shared.bus {
+        None => {
+            let replay = shared.registry.replay();
+            if let Err(e) =
+                replay.resume_here(from, &user, &conn, &payload.run_id, payload.last_seq)
+            {
+                sender.refuse(&refusal(e));
+            }
+        }
+        Some(bus) => {
+            // Reading the window is a round trip to Redis: the connection's loop goes on.
+            let (bus, shared) = (bus.clone(), shared.clone());
+            shared.clone().tasks.spawn(async move {
+                let replay = shared.registry.replay();
+                let served = replay
+                    .resume_on(&bus, from, &user, &conn, &payload.run_id, payload.last_seq)
+                    .await;
+                if let Err(e) = served {
+                    let sender = Sender {
+                        shared: &shared,
+                        routing: &routing,
+                        user: &user,
+                        conn: &conn,
+                        inbox: None,
+                    };
+                    sender.refuse(&refusal(e));
+                }
+            });
+        }
+    }
+}
