@@ -86,7 +86,7 @@ fn is_zero(n: &usize) -> bool {
 /// A requirement broken, with what was expected and what came instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// The requirement id, e.g. `GP-SEQ-006`.
+    /// The requirement id, `GP-<FAMILY>-NNN`.
     pub requirement: String,
     /// What the spec expected.
     pub expected: String,
@@ -189,7 +189,7 @@ pub struct LeakMatrix {
 /// One requirement's verdict over the scenarios that check it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequirementResult {
-    /// The id, e.g. `GP-ROUTE-002`.
+    /// The id, `GP-<FAMILY>-NNN`.
     pub id: String,
     /// `MUST` or `SHOULD`.
     pub level: String,
@@ -393,13 +393,13 @@ pub struct Unchecked {
 /// The liveness budgets a run used, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budgets {
-    /// To the run's first frame (GP-LIVE-001).
+    /// To the run's first frame (the first-event budget).
     pub first_event_ms: u64,
-    /// To the run's terminal event (GP-LIVE-002).
+    /// To the run's terminal event (the completion budget).
     pub completion_ms: u64,
-    /// Between two frames of a run (GP-LIVE-003).
+    /// Between two frames of a run (the gap budget).
     pub max_gap_ms: u64,
-    /// The run timeout (GP-SEQ-008).
+    /// The run timeout (after it, the run is over, unfinished).
     pub run_timeout_ms: u64,
     /// Where they came from: `spec` (features/sequence.toml), or the target's file and flags.
     pub source: String,

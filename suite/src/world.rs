@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+use crate::checks::check;
 use crate::report::{Finding, LeakMatrix, Transcript};
 use crate::target::{Conn, Incoming, Placement, Refusal, Target};
 use crate::tokens::{TokenKind, TokenSource};
@@ -27,7 +28,7 @@ macro_rules! suite_error {
 }
 pub(crate) use suite_error;
 
-/// `fail!(w, "GP-XXX-NNN", "what came", args...)`: record a finding against the requirement
+/// `fail!(w, check("connect.greeting"), "what came", args...)`: record a finding against the requirement
 /// and stop the step ([`GoldenWorld::fail`]).
 macro_rules! fail {
     ($w:expr, $requirement:expr, $($arg:tt)*) => {{
@@ -37,7 +38,7 @@ macro_rules! fail {
 }
 pub(crate) use fail;
 
-/// `ensure!(w, condition, "GP-XXX-NNN", "what came", args...)`: [`fail!`] unless the condition
+/// `ensure!(w, condition, check("connect.greeting"), "what came", args...)`: [`fail!`] unless the condition
 /// holds.
 macro_rules! ensure {
     ($w:expr, $cond:expr, $requirement:expr, $($arg:tt)*) => {
@@ -130,18 +131,20 @@ pub(crate) struct RunCapture {
 /// The requirement a token kind's refusal checks.
 pub(crate) fn auth_requirement(kind: Option<TokenKind>) -> &'static str {
     match kind {
-        None => "GP-AUTH-001",
-        Some(TokenKind::Malformed) => "GP-AUTH-002",
-        Some(TokenKind::Expired) => "GP-AUTH-003",
-        Some(TokenKind::WrongSignature) => "GP-AUTH-004",
-        Some(TokenKind::Unsigned) => "GP-AUTH-005",
-        Some(TokenKind::OtherAudience) => "GP-AUTH-006",
-        Some(TokenKind::OtherIssuer) => "GP-AUTH-007",
-        Some(TokenKind::ExpiredPastSkew) => "GP-AUTH-010",
-        Some(TokenKind::NotYetValid) => "GP-AUTH-011",
-        Some(TokenKind::NoSubject) => "GP-AUTH-012",
-        Some(TokenKind::NoIssuer | TokenKind::NoAudience) => "GP-AUTH-013",
-        Some(TokenKind::Valid) => "GP-AUTH-009",
+        None => check("token.missing-refused"),
+        Some(TokenKind::Malformed) => check("token.malformed-refused"),
+        Some(TokenKind::Expired) => check("token.expired-refused"),
+        Some(TokenKind::WrongSignature) => check("token.wrong-signature-refused"),
+        Some(TokenKind::Unsigned) => check("token.unsigned-refused"),
+        Some(TokenKind::OtherAudience) => check("token.other-audience-refused"),
+        Some(TokenKind::OtherIssuer) => check("token.other-issuer-refused"),
+        Some(TokenKind::ExpiredPastSkew) => check("token.expired-past-skew-refused"),
+        Some(TokenKind::NotYetValid) => check("token.not-yet-valid-refused"),
+        Some(TokenKind::NoSubject) => check("token.no-subject-refused"),
+        Some(TokenKind::NoIssuer | TokenKind::NoAudience) => {
+            check("token.no-issuer-or-audience-refused")
+        }
+        Some(TokenKind::Valid) => check("token.valid-accepted"),
     }
 }
 
@@ -150,7 +153,7 @@ fn is_run_frame(f: &Value) -> bool {
 }
 
 /// How long a barrier waits on a connection whose earlier barrier `ping` went unanswered: the
-/// settle window of a server that answers no ping (`GP-HB-001` reports it once).
+/// settle window of a server that answers no ping (`ping.answered` reports it once).
 const SETTLE_WINDOW: Duration = Duration::from_millis(300);
 
 /// Send a `ping` on `conn` and wait for its `pong` (see [`GoldenWorld::settle`]).
@@ -212,6 +215,12 @@ fn leak_matrix(findings: &[Finding]) -> Option<LeakMatrix> {
         counts[at(from)][at(to)] += 1;
     }
     Some(LeakMatrix { users, counts })
+}
+
+/// The requirement a run breaks by never reaching its terminal event (`sequence.toml`'s
+/// `[end]`).
+pub(crate) fn unfinished_requirement() -> &'static str {
+    goldenpath_spec::machine::machine().unfinished_requirement()
 }
 
 /// The spec's pong budget (`pong_ms` of `features/sequence.toml`).
@@ -284,7 +293,7 @@ pub(crate) struct GoldenWorld {
     /// The `id` of the latest `user_message`.
     pub(crate) last_message_id: Option<String>,
     /// The requirement that fails when the latest `user_message` starts no run:
-    /// `GP-ROUTE-001` unless the step that sent it checks another.
+    /// that of `message.starts-one-run` unless the step that sent it checks another.
     pub(crate) expect_run: Vec<&'static str>,
     /// The run of the latest `user_message`: its id and its frames per connection label.
     pub(crate) run_id: Option<Value>,
@@ -351,6 +360,26 @@ impl GoldenWorld {
             "{FINDING_PREFIX} [{requirement}] {}",
             crate::tokens::redact(&got)
         )
+    }
+
+    /// Stop the step because the run broke a rule of its state machine, which the judge already
+    /// reported on arrival (a typed finding of the connection's): the step does not decide it
+    /// again. When the judge found nothing of the machine's on any connection (a dialect may
+    /// lack the requirement), the step goes on with its own checks.
+    pub(crate) fn judged_on_arrival(&self, got: String) {
+        let machine = goldenpath_spec::machine::machine().requirements();
+        let judged = self
+            .all_conns()
+            .chain(&self.closed)
+            .flat_map(|c| c.findings())
+            .find(|f| machine.contains(f.requirement.as_str()));
+        if let Some(f) = judged {
+            panic!(
+                "{FINDING_PREFIX} [{}] {}",
+                f.requirement,
+                crate::tokens::redact(&got)
+            )
+        }
     }
 
     /// Fail every requirement the scenario is tagged with: for a step whose check is the
@@ -566,7 +595,7 @@ impl GoldenWorld {
     }
 
     /// Open one more connection for `user` with a valid token in the header; it must be
-    /// upgraded (`GP-CONN-001`) and its first frame must arrive (`GP-CONN-002`). The first frame
+    /// upgraded (`connect.upgraded`) and its first frame must arrive (`connect.greeting`). The first frame
     /// is consumed: later steps read from the second.
     pub(crate) async fn connect(&mut self, user: &str) {
         let timeout = self.ctx().timeout;
@@ -583,14 +612,14 @@ impl GoldenWorld {
             )),
         };
         if let Some(got) = refused {
-            self.fail_and_stop("GP-CONN-001", got, "not connected");
+            self.fail_and_stop(check("connect.upgraded"), got, "not connected");
         }
         let deadline = self.deadline();
         let conn = self.conn(user, self.count(user) - 1);
         if let Err(e) = conn.next_json(deadline).await {
             let label = conn.label.clone();
             self.fail_and_stop(
-                "GP-CONN-002",
+                check("connect.greeting"),
                 format!(
                     "no first frame on {label} within {}: {e}",
                     crate::human(timeout)
@@ -614,7 +643,7 @@ impl GoldenWorld {
                 Err(e) => format!("no first frame: {e}"),
                 Ok(_) => continue,
             };
-            self.fail_and_stop("GP-CONN-002", got, "no greeting to judge");
+            self.fail_and_stop(check("connect.greeting"), got, "no greeting to judge");
         }
         if conn.cursor == 0 {
             conn.cursor = 1;
@@ -654,14 +683,14 @@ impl GoldenWorld {
         self.run.clear();
         let conn = self.conn(user, i);
         conn.cursor = conn.received.len();
-        // After an error frame, a message that starts no run breaks GP-ROUTE-008.
+        // After an error frame, a message that starts no run breaks its own requirement.
         if conn.received.iter().any(|f| f["type"] == "error") {
-            self.expect_run = vec!["GP-ROUTE-008"];
+            self.expect_run = vec![check("message.after-error-starts-run")];
         }
         let conn = self.conn(user, i);
         if let Err(e) = conn.send_json(&frame).await {
             self.fail_and_stop(
-                "GP-ROUTE-008",
+                check("message.after-error-starts-run"),
                 format!("could not send on {user}'s connection: {e}"),
                 "no run to judge",
             );
@@ -679,10 +708,11 @@ impl GoldenWorld {
     /// connection), waiting up to the run timeout from when the message was sent.
     ///
     /// When nothing of a run arrives, the requirement the message was sent to check fails
-    /// ([`GoldenWorld::expect_run`]: `GP-ROUTE-001` by default) and the scenario's other checks
-    /// have no run to judge; when another tab of the user received it, `GP-ISO-001` fails; a
-    /// run that does not end in time fails `GP-SEQ-008` (and `GP-ISO-006` when it stopped as a
-    /// tab closed mid-run).
+    /// ([`GoldenWorld::expect_run`]: `message.starts-one-run` by default) and the scenario's
+    /// other checks have no run to judge; when another tab of the user received it,
+    /// `run.reaches-every-tab` fails; a run that does not end in time breaks the machine's
+    /// unfinished requirement (and `run.survives-tab-close` when it stopped as a tab closed
+    /// mid-run).
     pub(crate) async fn read_run(&mut self, user: &str, i: usize) -> RunCapture {
         let run_timeout = self.ctx().run_timeout;
         let deadline = self.run_deadline();
@@ -716,8 +746,8 @@ impl GoldenWorld {
                 continue;
             }
             match &run_id {
-                // A late frame of a run that already ended here is no new run (GP-SEQ-005 is
-                // the judge's to report).
+                // A late frame of a run that already ended here is no new run (the judge reports
+                // it as the machine says).
                 None if !matches!(
                     frame["type"].as_str(),
                     Some("agent_started" | "agent_completed" | "agent_error")
@@ -760,14 +790,16 @@ impl GoldenWorld {
                 let run = run_id.map(Value::to_string).unwrap_or_default();
                 fail!(
                     self,
-                    "GP-ISO-001",
+                    check("run.reaches-every-tab"),
                     "{other} received run {run}, {label} nothing of it"
                 );
             }
             let answer = self.answer_instead(user);
             let got = format!("no run arrived on {label} for the user message{answer}: {what}");
             let mut requirements = std::mem::take(&mut self.expect_run);
-            let last = requirements.pop().unwrap_or("GP-ROUTE-001");
+            let last = requirements
+                .pop()
+                .unwrap_or_else(|| check("message.starts-one-run"));
             for requirement in requirements {
                 self.record(requirement, &got);
             }
@@ -778,16 +810,16 @@ impl GoldenWorld {
             && got <= seen
         {
             self.record(
-                "GP-SEQ-008",
+                unfinished_requirement(),
                 &format!("the run stopped when a tab closed mid-run: {what}"),
             );
             fail!(
                 self,
-                "GP-ISO-006",
+                check("run.survives-tab-close"),
                 "the run stopped when a tab closed mid-run: {what}"
             );
         }
-        fail!(self, "GP-SEQ-008", "{what}")
+        fail!(self, unfinished_requirement(), "{what}")
     }
 
     /// Settle every open connection of `user` but `label`, so that what the server sent them is
@@ -831,7 +863,7 @@ impl GoldenWorld {
 
     /// A barrier on `user`'s connection `i`: send a `ping` and wait for its `pong`; the server
     /// queues whatever it sent this connection before that pong, so nothing sent earlier can
-    /// arrive later. A server that answers no ping costs one timeout here (and `GP-HB-001`
+    /// arrive later. A server that answers no ping costs one timeout here (and `ping.answered`
     /// reports it). Everything received stays in the connection's record.
     pub(crate) async fn settle(&mut self, user: &str, i: usize) {
         let id = self.next_id("settle");
@@ -889,7 +921,7 @@ impl GoldenWorld {
     }
 
     /// When the `pong` answering ping `id` arrived on `user`'s first connection, waiting for
-    /// it (up to the timeout) if it has not arrived yet. A missing pong fails `GP-HB-001`.
+    /// it (up to the timeout) if it has not arrived yet. A missing pong fails `ping.answered`.
     pub(crate) async fn pong_arrival(&mut self, user: &str, id: &str) -> Instant {
         let deadline = self.deadline();
         let conn = self.conn(user, 0);
@@ -911,7 +943,7 @@ impl GoldenWorld {
                     format!("no pong with request_id {id:?}: {e}")
                 }
             };
-            self.fail_and_stop("GP-HB-001", got, "no pong to judge");
+            self.fail_and_stop(check("ping.answered"), got, "no pong to judge");
         }
     }
 

@@ -40,6 +40,7 @@ use goldenpath_spec::{Direction as SpecDirection, MessageType};
 pub(crate) use inbound::{Normalized, Normalizer};
 use spec::{PingAnswer, PlacementName, Spec};
 
+use crate::checks::check;
 use crate::target::Placement;
 
 /// The built-in dialects: (name, file). The one place their files are embedded.
@@ -665,11 +666,14 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), DialectError> {
         if !spec
             .lacks
             .iter()
-            .any(|l| l.requirements.iter().any(|r| r == "GP-HB-001"))
+            .any(|l| l.requirements.iter().any(|r| r == check("ping.answered")))
         {
             return Err(invalid(
                 "capabilities.ping",
-                "\"none\" cannot judge GP-HB-001: add a [[lacks]] entry naming it".into(),
+                format!(
+                    "\"none\" cannot judge {}: add a [[lacks]] entry naming it",
+                    check("ping.answered")
+                ),
             ));
         }
     }
