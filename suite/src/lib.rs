@@ -22,6 +22,7 @@ mod executor;
 pub mod explain;
 mod judge;
 pub mod load;
+mod placement;
 pub mod report;
 mod steps;
 pub mod target;

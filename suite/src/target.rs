@@ -20,31 +20,10 @@ use crate::judge::{Judge, Judged, Owners};
 use crate::report::{Direction, Finding, Frame, Transcript};
 use crate::tokens::redact;
 
+pub use crate::placement::Placement;
+
 /// An open WebSocket to the target, plain or TLS.
 pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Where the token goes in the upgrade request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// `Authorization: Bearer <jwt>`.
-    Header,
-    /// `Sec-WebSocket-Protocol: goldenpath.v1, bearer.<jwt>`.
-    Subprotocol,
-    /// `?token=<jwt>`.
-    Query,
-}
-
-impl Placement {
-    /// How the step vocabulary names it: `Authorization header`, `subprotocol offer`,
-    /// `token query parameter`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Placement::Header => "Authorization header",
-            Placement::Subprotocol => "subprotocol offer",
-            Placement::Query => "token query parameter",
-        }
-    }
-}
 
 /// Why the target could not be reached at all.
 #[derive(Debug, Clone, thiserror::Error)]

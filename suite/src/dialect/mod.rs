@@ -41,7 +41,7 @@ pub(crate) use inbound::{Normalized, Normalizer};
 use spec::{PingAnswer, PlacementName, Spec};
 
 use crate::checks::check;
-use crate::target::Placement;
+use crate::placement::Placement;
 
 /// The built-in dialects: (name, file). The one place their files are embedded.
 const BUILTINS: [(&str, &str); 2] = [
