@@ -621,7 +621,7 @@ pub enum RecvError {
         connection: String,
     },
     /// The connection is closed.
-    #[error("{connection} is closed ({})", crate::world::close_text(*code))]
+    #[error("{connection} is closed ({})", close_text(*code))]
     Closed {
         /// The connection.
         connection: String,
@@ -1019,4 +1019,30 @@ impl Conn {
         };
         (self.judge.findings().to_vec(), transcript)
     }
+}
+
+/// A close code for people: `code 1011 (internal error)`, or `no close code`.
+pub(crate) fn close_text(code: Option<u16>) -> String {
+    let Some(code) = code else {
+        return "no close code".to_owned();
+    };
+    let name = match code {
+        1000 => "normal closure",
+        1001 => "going away",
+        1002 => "protocol error",
+        1003 => "unsupported data",
+        1005 => "no status",
+        1006 => "abnormal closure",
+        1007 => "invalid payload data",
+        1008 => "policy violation",
+        1009 => "message too big",
+        1010 => "mandatory extension",
+        1011 => "internal error",
+        1012 => "service restart",
+        1013 => "try again later",
+        1014 => "bad gateway",
+        1015 => "TLS handshake",
+        _ => return format!("code {code}"),
+    };
+    format!("code {code} ({name})")
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::checks::check;
 use crate::report::{Finding, LeakMatrix, Transcript};
+pub(crate) use crate::target::close_text;
 use crate::target::{Conn, Incoming, Placement, Refusal, Target};
 use crate::tokens::{TokenKind, TokenSource};
 
@@ -226,32 +227,6 @@ pub(crate) fn unfinished_requirement() -> &'static str {
 /// The spec's pong budget (`pong_ms` of `features/sequence.toml`).
 fn pong_budget() -> Duration {
     Duration::from_millis(goldenpath_spec::machine::machine().liveness().pong_ms)
-}
-
-/// A close code for people: `code 1011 (internal error)`, or `no close code`.
-pub(crate) fn close_text(code: Option<u16>) -> String {
-    let Some(code) = code else {
-        return "no close code".to_owned();
-    };
-    let name = match code {
-        1000 => "normal closure",
-        1001 => "going away",
-        1002 => "protocol error",
-        1003 => "unsupported data",
-        1005 => "no status",
-        1006 => "abnormal closure",
-        1007 => "invalid payload data",
-        1008 => "policy violation",
-        1009 => "message too big",
-        1010 => "mandatory extension",
-        1011 => "internal error",
-        1012 => "service restart",
-        1013 => "try again later",
-        1014 => "bad gateway",
-        1015 => "TLS handshake",
-        _ => return format!("code {code}"),
-    };
-    format!("code {code} ({name})")
 }
 
 fn is_terminal(f: &Value) -> bool {
