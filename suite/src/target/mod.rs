@@ -1,16 +1,17 @@
-//! The server under test: how to reach it, and one recorded WebSocket connection to it.
+//! The server under test: how to reach it (here), and one recorded WebSocket connection to it
+//! (`conn.rs`), over TLS when its URL says so (`tls.rs`).
 //!
-//! Every frame a [`Conn`] receives is checked on arrival by its [`Judge`], whatever the
-//! scenario; what breaks is kept as [`Finding`]s beside the transcript.
+//! Every frame a [`Conn`] receives is checked on arrival by its judge (`judge.rs`), whatever
+//! the scenario; what breaks is kept as findings beside the transcript.
 
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::dialect::Dialect;
