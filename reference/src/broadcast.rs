@@ -25,6 +25,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::metrics::{Metrics, inc};
 use crate::registry::{ConnHandle, Delivery, Registry};
+use crate::replay::Replay;
 
 /// Unique ids for this server instance: `<kind>-<instance>-<n>`.
 pub(crate) struct Ids {
@@ -189,6 +190,8 @@ impl RunFrame {
 #[derive(Clone)]
 pub(crate) struct Wire {
     pub(crate) registry: Registry,
+    /// The runs' replay windows (`resume`), in process.
+    pub(crate) replay: Arc<Replay>,
     metrics: Arc<Metrics>,
     ids: Arc<Ids>,
 }
@@ -249,10 +252,12 @@ impl Broadcast {
         ids: Arc<Ids>,
         outbound: Arc<dyn Outbound>,
         bus: Option<Arc<dyn Publish>>,
+        replay: Arc<Replay>,
     ) -> Self {
         Broadcast {
             wire: Wire {
                 registry,
+                replay,
                 metrics,
                 ids,
             },
@@ -371,7 +376,7 @@ impl RunOut<'_> {
             .conns
             .retain(|conn| wire.deliver(conn, &bytes) == Delivery::Queued);
         // In process, the window a reconnecting client resumes from (`replay.rs`).
-        wire.registry.replay().record(
+        wire.replay.record(
             &frame.owner,
             self.run_id,
             frame.seq,

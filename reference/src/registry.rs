@@ -173,16 +173,9 @@ struct UserEntry {
 #[derive(Clone, Default)]
 pub(crate) struct Registry {
     users: Arc<Mutex<HashMap<Arc<str>, UserEntry>>>,
-    /// The runs' replay windows and their followers (`resume`), shared the same way.
-    replay: Arc<crate::replay::Replay>,
 }
 
 impl Registry {
-    /// The replay windows of `resume`.
-    pub(crate) fn replay(&self) -> &crate::replay::Replay {
-        &self.replay
-    }
-
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, UserEntry>> {
         // A panic while holding this lock cannot leave the map half-edited (every edit is one
         // call), so a poisoned lock is still consistent.

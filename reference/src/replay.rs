@@ -24,11 +24,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::bus::RedisBus;
 use crate::registry::{ConnHandle, Delivery, Frame};
 
 /// The Redis key of a run's window.
-fn key(run_id: &str) -> String {
+pub(crate) fn key(run_id: &str) -> String {
     format!("gp:replay:{run_id}")
 }
 
@@ -172,10 +171,11 @@ impl Replay {
         self.serve(held, from, user, conn, run_id, last_seq)
     }
 
-    /// On the Redis path: as [`resume_here`](Self::resume_here), from the window Redis holds.
+    /// On the Redis path: as [`resume_here`](Self::resume_here), from the window Redis holds:
+    /// `window` reads the list at [`key`] (the bus's `LRANGE`), once the follower is in place.
     pub(crate) async fn resume_on(
         &self,
-        bus: &RedisBus,
+        window: impl Future<Output = Option<Vec<String>>>,
         from: u64,
         user: &str,
         conn: &ConnHandle,
@@ -183,7 +183,7 @@ impl Replay {
         last_seq: u64,
     ) -> Result<(), Unavailable> {
         self.follow(run_id, conn);
-        let held = read_redis(bus, run_id).await;
+        let held = window.await.and_then(|entries| parse_redis(&entries));
         self.serve(held, from, user, conn, run_id, last_seq)
     }
 
@@ -333,11 +333,12 @@ pub(crate) fn hold_in_redis(pipe: &mut redis::Pipeline, published: &str) {
 
 /// A run's window as Redis holds it; `None` when it holds none, or cannot be asked (a resume
 /// then gets [`Unavailable`]: nothing is sent that cannot be sent whole).
-async fn read_redis(bus: &RedisBus, run_id: &str) -> Option<(Arc<str>, Vec<Held>)> {
-    let entries: Vec<String> = bus.lrange(&key(run_id)).await.ok()?;
+/// A run's window as Redis holds it: its owner and its frames, or `None` when it is empty or
+/// not ours.
+fn parse_redis(entries: &[String]) -> Option<(Arc<str>, Vec<Held>)> {
     let mut owner: Option<Arc<str>> = None;
     let mut frames = Vec::with_capacity(entries.len());
-    for entry in &entries {
+    for entry in entries {
         let (head, frame) = entry.split_once('\n')?;
         let fields: Vec<&str> = head.splitn(5, '\t').collect();
         let [_run, _thread, seq, terminal, user] = fields[..] else {

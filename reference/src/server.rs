@@ -22,6 +22,7 @@ use crate::bus::RedisBus;
 use crate::gate::{Gate, Handshake};
 use crate::metrics::{Metrics, inc};
 use crate::registry::Registry;
+use crate::replay::Replay;
 use crate::router::Routing;
 use crate::state::Shared;
 use crate::threads::Threads;
@@ -76,6 +77,7 @@ pub async fn serve(
     let registry = Registry::default();
     let metrics = Arc::new(Metrics::default());
     let ids = Arc::new(Ids::new());
+    let replay = Arc::new(Replay::default());
     let bus = match &config.redis_url {
         Some(url) => Some(
             RedisBus::new(
@@ -84,6 +86,7 @@ pub async fn serve(
                 metrics.clone(),
                 ids.clone(),
                 seams.channels,
+                replay.clone(),
             )
             .map_err(|e| ServeError::Redis(e.to_string()))?,
         ),
@@ -101,7 +104,9 @@ pub async fn serve(
             ids,
             outbound,
             bus.clone().map(|bus| bus as Arc<dyn Publish>),
+            replay.clone(),
         ),
+        replay,
         bus: bus.clone(),
         registry,
         threads: Threads::default(),

@@ -17,6 +17,7 @@ use crate::bus::RedisBus;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::replay::Replay;
 use crate::threads::Threads;
 
 /// The state every connection and run shares.
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     /// What a run plays: the agent seam.
     pub(crate) agent: Arc<dyn Agent>,
     pub(crate) registry: Registry,
+    /// The runs' replay windows and their followers (`resume`).
+    pub(crate) replay: Arc<Replay>,
     /// The only send path; it holds the outbound seam.
     pub(crate) broadcast: Broadcast,
     /// The Redis path (`--redis`); `None` keeps everything in this process.

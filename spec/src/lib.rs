@@ -9,9 +9,11 @@
 //! - [`schema`]: one compiled validator per [`MessageType`];
 //! - [`machine`]: the five-event state machine, read from `sequence.toml`, judging runs;
 //! - [`catalogue`]: the requirements and the feature files;
+//! - [`checks`]: the runner's named checks and the requirement each judges (`features/checks.toml`);
 //! - [`limits`]: the clock-skew bound and the quiet window after a run (`features/limits.toml`).
 
 pub mod catalogue;
+pub mod checks;
 mod error_code;
 pub mod limits;
 pub mod machine;

@@ -208,6 +208,12 @@ impl Machine {
         &self.seq.requirement
     }
 
+    /// The requirement a tool call breaks by opening a key already opened in its run
+    /// (`GP-SEQ-003`): what a synthesized key would pass without proving anything.
+    pub fn reopened_requirement(&self) -> &str {
+        &self.calls.reopened
+    }
+
     /// The requirement a run breaks by never reaching its terminal event (`GP-SEQ-008`): the
     /// one [`RunTracker::finish`] names, which only a live wait can decide.
     pub fn unfinished_requirement(&self) -> &str {

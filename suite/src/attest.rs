@@ -197,7 +197,7 @@ pub struct Completeness {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequirementVerdict {
-    /// The id, e.g. `GP-SEQ-003`.
+    /// The id, `GP-<FAMILY>-NNN`.
     pub id: String,
     /// `MUST` or `SHOULD`.
     pub level: String,

@@ -44,8 +44,8 @@ pub(crate) struct CheckArgs {
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
     /// The run timeout the target promises, in seconds, when it is tighter than the spec's
-    /// (30 s): a run not ended this long after its message fails GP-SEQ-008 sooner. Longer
-    /// than the spec's is refused. It overrides `run_timeout_ms` of the dialect file's
+    /// (30 s): a run not ended this long after its message is unfinished sooner. Longer than
+    /// the spec's is refused. It overrides `run_timeout_ms` of the dialect file's
     /// `[budgets]`, where a target sets its first-event, gap and completion budgets too, within
     /// the ranges of features/limits.toml; the report says which budgets were used.
     #[arg(long, value_name = "SECS")]
@@ -344,7 +344,10 @@ fn selection(args: &CheckArgs) -> Result<Selection, String> {
             .any(|r| r.id.starts_with(prefix.as_str()))
         {
             return Err(format!(
-                "--only {prefix:?} names no requirement (ids look like GP-SEQ-003)"
+                "--only {prefix:?} names no requirement (ids look like {})",
+                goldenpath_spec::catalogue::requirements()
+                    .first()
+                    .map_or("GP-<FAMILY>-NNN", |r| r.id)
             ));
         }
     }

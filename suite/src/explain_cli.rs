@@ -7,7 +7,7 @@ use std::process::ExitCode;
 /// Exit codes: 0 explained, 2 no such requirement.
 #[derive(Debug, Args)]
 pub(crate) struct ExplainArgs {
-    /// The requirement's id, e.g. GP-SEQ-003 (any case).
+    /// The requirement's id, GP-<FAMILY>-NNN as `check --list` prints it (any case).
     #[arg(value_name = "ID", required_unless_present = "table")]
     id: Option<String>,
     /// Print it as JSON.

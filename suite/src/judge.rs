@@ -2,12 +2,13 @@
 //!
 //! A [`Judge`] is fed the frames one connection received, in order, live (by
 //! [`Conn`](crate::target::Conn)) or from a recorded capture (by `goldenpath validate`).
-//! Every frame must be one JSON object (`GP-WIRE-001`) of a server type (`GP-WIRE-003`), valid
-//! against its schema (`GP-WIRE-002`), with a fresh `event_id` (`GP-WIRE-004`); run frames are
-//! fed to their run's state machine (`GP-SEQ-*`). What breaks is kept as [`Finding`]s, each
+//! Every frame must be one JSON object (`wire.json-object`) of a server type
+//! (`wire.server-type`), valid against its schema (`wire.schema`), with a fresh `event_id`
+//! (`wire.fresh-event-id`) — the checks of `features/checks.toml` —; run frames are fed to their
+//! run's state machine (`features/sequence.toml`). What breaks is kept as [`Finding`]s, each
 //! pointing at its frame in the connection's transcript.
 //!
-//! Live, every frame is also checked for its owner (`GP-ISO-002`): a run frame whose run another
+//! Live, every frame is also checked for its owner (`owner.no-leak`): a run frame whose run another
 //! user's message started (known by the `request_id` its `agent_started` echoes, else by its
 //! `user_id`), or a frame carrying another user's canary (a nonce every `user_message` of that
 //! user carries, so that echoed content is caught too), is a leak, with who sent it and who got
@@ -24,13 +25,20 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::checks::check;
 use crate::dialect::{Dialect, Normalized, Normalizer};
 use crate::report::{Finding, Leak};
 
 /// The wire requirements a [`Judge`] checks on every frame; the others it checks are the run's
 /// state machine's.
-pub(crate) const WIRE_REQUIREMENTS: [&str; 4] =
-    ["GP-WIRE-001", "GP-WIRE-002", "GP-WIRE-003", "GP-WIRE-004"];
+pub(crate) fn wire_requirements() -> [&'static str; 4] {
+    [
+        check("wire.json-object"),
+        check("wire.schema"),
+        check("wire.server-type"),
+        check("wire.fresh-event-id"),
+    ]
+}
 
 /// Findings one connection keeps per requirement: the first ones (a requirement broken on
 /// every frame of a flood fails all the same, with bounded evidence).
@@ -193,7 +201,12 @@ impl Judge {
                 Normalized::Ignored { barrier } => Judged::Ignored { barrier },
             },
             _ => {
-                self.finding("GP-WIRE-001", "a JSON object", text, frame_index);
+                self.finding(
+                    check("wire.json-object"),
+                    "a JSON object",
+                    text,
+                    frame_index,
+                );
                 Judged::NotObject
             }
         }
@@ -202,7 +215,7 @@ impl Judge {
     /// A received binary frame of `len` bytes, the `frame_index`-th of the transcript.
     pub(crate) fn binary(&mut self, len: usize, frame_index: usize) {
         self.finding(
-            "GP-WIRE-001",
+            check("wire.json-object"),
             "a text frame",
             &format!("a binary frame of {len} bytes"),
             frame_index,
@@ -262,13 +275,14 @@ impl Judge {
         });
     }
 
-    /// A frame of `from`'s reached this connection: a `GP-ISO-002` finding with the pair.
+    /// A frame of `from`'s reached this connection: an `owner.no-leak` finding with the pair.
     fn leak(&mut self, from: &str, what: &str, frame_index: usize) {
-        if self.dialect.lacked_requirement("GP-ISO-002").is_some() {
+        let requirement = check("owner.no-leak");
+        if self.dialect.lacked_requirement(requirement).is_some() {
             return;
         }
         self.findings.push(Finding {
-            requirement: "GP-ISO-002".to_owned(),
+            requirement: requirement.to_owned(),
             expected: format!("only frames of {}'s own runs and content", self.user),
             got: truncate(what),
             connection: Some(self.label.clone()),
@@ -329,7 +343,7 @@ impl Judge {
     fn check(&mut self, frame: &Value, at: usize) {
         let Some(name) = frame.get("type").and_then(Value::as_str) else {
             return self.finding(
-                "GP-WIRE-003",
+                check("wire.server-type"),
                 "a `type` naming a server message",
                 &frame.to_string(),
                 at,
@@ -338,7 +352,12 @@ impl Judge {
         let Some(kind) =
             MessageType::from_wire(name).filter(|t| t.direction() == SpecDirection::ServerToClient)
         else {
-            return self.finding("GP-WIRE-003", "a server message type of spec v1", name, at);
+            return self.finding(
+                check("wire.server-type"),
+                "a server message type of spec v1",
+                name,
+                at,
+            );
         };
         if let Err(violations) = schema::validate(kind, frame) {
             let got = violations
@@ -347,7 +366,7 @@ impl Judge {
                 .collect::<Vec<_>>()
                 .join("; ");
             self.finding(
-                "GP-WIRE-002",
+                check("wire.schema"),
                 &format!("a frame valid against {name}.json"),
                 &got,
                 at,
@@ -357,7 +376,7 @@ impl Judge {
             && !self.event_ids.insert(id.to_owned())
         {
             self.finding(
-                "GP-WIRE-004",
+                check("wire.fresh-event-id"),
                 "a fresh event_id",
                 &format!("event_id {id:?} again"),
                 at,

@@ -16,11 +16,13 @@
 
 pub mod attest;
 pub mod capture;
+mod checks;
 pub mod dialect;
 mod executor;
 pub mod explain;
 mod judge;
 pub mod load;
+mod placement;
 pub mod report;
 mod steps;
 pub mod target;
@@ -56,7 +58,7 @@ pub struct Options {
     pub timeout: Duration,
     /// The run timeout the target promises, when it is tighter than the spec's
     /// (`run_timeout_ms` of `features/sequence.toml`); `None` takes the spec's. A run that has
-    /// not ended this long after its message fails `GP-SEQ-008`.
+    /// not ended this long after its message breaks the machine's unfinished requirement.
     pub run_timeout: Option<Duration>,
     /// A message that makes the target call a tool (`--tool-prompt`): the tool-trigger
     /// scenarios send it. `None` uses the `directives` capability when the server lists it;
@@ -138,6 +140,14 @@ impl CheckError {
             _ => 2,
         }
     }
+}
+
+/// A requirement id of the catalogue, as an example of the id format in a message for people
+/// (the catalogue's first).
+pub(crate) fn example_id() -> &'static str {
+    goldenpath_spec::catalogue::requirements()
+        .first()
+        .map_or("GP-<FAMILY>-NNN", |r| r.id)
 }
 
 /// A duration for people: `850 ms`, `2.5 s`, `30 s`, `2 min 5 s`.

@@ -43,7 +43,7 @@ pub enum ValidateError {
 /// wait) and the resume after a reconnect (which needs the reconnect).
 pub fn judged_requirements() -> Vec<&'static str> {
     let machine = goldenpath_spec::machine::machine();
-    let mut ids: Vec<&'static str> = crate::judge::WIRE_REQUIREMENTS.to_vec();
+    let mut ids: Vec<&'static str> = crate::judge::wire_requirements().to_vec();
     ids.extend(
         machine
             .requirements()

@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broadcast::{Ids, encode_fresh};
 use crate::metrics::{Metrics, inc};
 use crate::registry::{ConnHandle, Delivery, Frame, Registry};
+use crate::replay::Replay;
 
 /// The `agent_error` code of a run cut short because Redis went away.
 pub(crate) const BUS_DOWN_CODE: &str = "bus_unavailable";
@@ -124,6 +125,8 @@ pub(crate) struct RedisBus {
     metrics: Arc<Metrics>,
     ids: Arc<Ids>,
     channels: Arc<dyn Channels>,
+    /// The runs' replay windows: a frame received is fed to the clients resuming its run here.
+    replay: Arc<Replay>,
     link: Mutex<Option<Link>>,
     /// Counts the connections made to Redis: a run started under one epoch stops when it ends.
     epoch: AtomicU64,
@@ -152,6 +155,7 @@ impl RedisBus {
         metrics: Arc<Metrics>,
         ids: Arc<Ids>,
         channels: Arc<dyn Channels>,
+        replay: Arc<Replay>,
     ) -> Result<Arc<RedisBus>, BusError> {
         let client = redis::Client::open(url).map_err(|e| BusError {
             url: url.to_owned(),
@@ -165,6 +169,7 @@ impl RedisBus {
             metrics,
             ids,
             channels,
+            replay,
             link: Mutex::new(None),
             epoch: AtomicU64::new(0),
             up: AtomicBool::new(false),

@@ -13,8 +13,8 @@ impl RedisBus {
         };
         let frame: Frame = message.frame.to_owned().into();
         // A reconnected client taking this run up here (`resume`) follows it too.
-        let replay = self.registry.replay();
-        replay.live(message.run_id, message.seq, message.terminal, &frame);
+        self.replay
+            .live(message.run_id, message.seq, message.terminal, &frame);
         if let Some(targets) = self.channels.recipients(&self.registry, &message) {
             for conn in &targets {
                 self.deliver(conn, frame.clone());

@@ -38,7 +38,7 @@ pub(super) fn handle(resume: Resume, sender: &Sender<'_>) {
     };
     match &shared.bus {
         None => {
-            let replay = shared.registry.replay();
+            let replay = &shared.replay;
             if let Err(e) =
                 replay.resume_here(from, &user, &conn, &payload.run_id, payload.last_seq)
             {
@@ -49,9 +49,20 @@ pub(super) fn handle(resume: Resume, sender: &Sender<'_>) {
             // Reading the window is a round trip to Redis: the connection's loop goes on.
             let (bus, shared) = (bus.clone(), shared.clone());
             shared.clone().tasks.spawn(async move {
-                let replay = shared.registry.replay();
+                let replay = &shared.replay;
+                let window = async {
+                    let key = crate::replay::key(&payload.run_id);
+                    bus.lrange(&key).await.ok()
+                };
                 let served = replay
-                    .resume_on(&bus, from, &user, &conn, &payload.run_id, payload.last_seq)
+                    .resume_on(
+                        window,
+                        from,
+                        &user,
+                        &conn,
+                        &payload.run_id,
+                        payload.last_seq,
+                    )
                     .await;
                 if let Err(e) = served {
                     let sender = Sender {

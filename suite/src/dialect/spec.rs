@@ -1,5 +1,6 @@
 //! The dialect file format, as serde reads it (see `suite/dialects/README.md` for every key).
 
+use goldenpath_spec::machine::machine;
 use goldenpath_spec::wire;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -162,9 +163,9 @@ impl Synthesized {
     /// The requirement a synthesized value of this field would pass without proving anything.
     pub(crate) fn requirement(self) -> &'static str {
         match self {
-            Synthesized::EventId => "GP-WIRE-004",
-            Synthesized::Seq => "GP-SEQ-006",
-            Synthesized::ToolCallId => "GP-SEQ-003",
+            Synthesized::EventId => crate::checks::check("wire.fresh-event-id"),
+            Synthesized::Seq => machine().seq_requirement(),
+            Synthesized::ToolCallId => machine().reopened_requirement(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (`suite/dialects/README.md`, "netra-legacy, fact by fact").
 
 use super::*;
+use goldenpath_spec::MessageType;
 use serde_json::json;
 
 fn legacy() -> Dialect {

@@ -62,7 +62,7 @@ pub struct ScenarioRef {
 /// Everything about one requirement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
-    /// The id, `GP-SEQ-003`.
+    /// The id, `GP-<FAMILY>-NNN`.
     pub id: &'static str,
     /// MUST or SHOULD.
     pub level: Level,
@@ -78,6 +78,9 @@ pub struct Explanation {
     pub reference: Vec<String>,
     /// The runner code that judges it.
     pub judge: Vec<String>,
+    /// The names of the runner's checks that judge it (`features/checks.toml`): grep one in
+    /// `suite/src` to find the line that makes it.
+    pub checks: Vec<&'static str>,
     /// The faults (`goldenpath serve --fault NAME`) that break it, as each declares.
     pub faults: Vec<String>,
 }
@@ -97,7 +100,10 @@ pub enum ExplainError {
 
 fn hint(near: &[&str]) -> String {
     if near.is_empty() {
-        " (ids look like GP-SEQ-003; `goldenpath check --list` lists them)".into()
+        format!(
+            " (ids look like {}; `goldenpath check --list` lists them)",
+            crate::example_id()
+        )
     } else {
         format!("; that family has {}", near.join(", "))
     }
@@ -192,6 +198,7 @@ pub fn explain(id: &str) -> Result<Explanation, ExplainError> {
         schemas,
         reference: entry.map(|e| e.reference.clone()).unwrap_or_default(),
         judge: entry.map(|e| e.judge.clone()).unwrap_or_default(),
+        checks: goldenpath_spec::checks::judging(r.id),
         faults: faults_breaking(r.id),
     })
 }
@@ -229,6 +236,14 @@ impl fmt::Display for Explanation {
         list(f, "schemas", &self.schemas)?;
         list(f, "implemented in (reference)", &self.reference)?;
         list(f, "judged in (runner)", &self.judge)?;
+        let checks: Vec<String> = self
+            .checks
+            .iter()
+            .map(|name| format!("check(\"{name}\")"))
+            .collect();
+        if !checks.is_empty() {
+            list(f, "checked as (runner, features/checks.toml)", &checks)?;
+        }
         let faults: Vec<String> = self
             .faults
             .iter()

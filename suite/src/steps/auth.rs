@@ -4,6 +4,7 @@ use cucumber::{then, when};
 use goldenpath_spec::wire::close;
 use serde_json::Value;
 
+use crate::checks::check;
 use crate::target::Placement;
 use crate::tokens::TokenKind;
 use crate::world::{Attempt, GoldenWorld, auth_requirement, close_text, ensure, fail, suite_error};
@@ -48,7 +49,7 @@ async fn connects_everywhere(w: &mut GoldenWorld, user: String) {
     if w.when() {
         return;
     }
-    // The placements a valid token is accepted from (GP-AUTH-009 judges the others).
+    // The placements a valid token is accepted from (`token.valid-accepted` judges the others).
     let mut accepted = Vec::new();
     for placement in [Placement::Header, Placement::Subprotocol, Placement::Query] {
         if !w.ctx().dialect.supports(placement) {
@@ -62,7 +63,10 @@ async fn connects_everywhere(w: &mut GoldenWorld, user: String) {
         }
     }
     if accepted.is_empty() {
-        return w.skip("the server accepts a valid token in no placement (GP-AUTH-009)");
+        return w.skip(format!(
+            "the server accepts a valid token in no placement ({})",
+            check("token.valid-accepted")
+        ));
     }
     let mut sweep = Vec::new();
     for kind in std::iter::once(None).chain(TokenKind::BAD.into_iter().map(Some)) {
@@ -111,7 +115,7 @@ async fn all_refused(w: &mut GoldenWorld) {
     ensure!(
         w,
         let_in.is_empty(),
-        "GP-AUTH-014",
+        check("token.bad-refused-everywhere"),
         "{} bad-token attempts were let in where another placement refused the same token: {}",
         let_in.len(),
         let_in.join("; ")
@@ -158,7 +162,7 @@ async fn names_reason(w: &mut GoldenWorld, reason: String) {
     ensure!(
         w,
         json["reason"] == reason.as_str(),
-        "GP-AUTH-008",
+        check("token.refusal-reason"),
         "the refusal's body does not name the reason {reason:?}: {body}"
     );
 }

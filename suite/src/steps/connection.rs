@@ -3,6 +3,7 @@
 use cucumber::{given, then, when};
 use std::collections::HashSet;
 
+use crate::checks::check;
 use crate::target::Placement;
 use crate::tokens::TokenKind;
 use crate::world::{Attempt, GoldenWorld, close_text, ensure, fail, suite_error};
@@ -77,7 +78,7 @@ async fn accepted(w: &mut GoldenWorld) {
         ),
         None => suite_error!("no connection attempt was made"),
     };
-    fail!(w, "GP-AUTH-009", "{got}");
+    fail!(w, check("token.valid-accepted"), "{got}");
 }
 
 #[then(regex = r#"^the handshake selects the subprotocol "(.*)"$"#)]
@@ -89,7 +90,7 @@ async fn selects_subprotocol(w: &mut GoldenWorld, protocol: String) {
         Some(Attempt::Accepted(got)) if got.as_deref() == Some(protocol.as_str()) => return,
         Some(Attempt::Accepted(got)) => got.clone(),
         Some(_) => w.fail_and_stop(
-            "GP-AUTH-009",
+            check("token.valid-accepted"),
             "the connection with the token in the subprotocol offer was not accepted".into(),
             "no handshake to judge",
         ),
@@ -98,7 +99,7 @@ async fn selects_subprotocol(w: &mut GoldenWorld, protocol: String) {
     let got = got.map_or_else(|| "no subprotocol".to_owned(), |p| format!("{p:?}"));
     fail!(
         w,
-        "GP-CONN-004",
+        check("connect.subprotocol-echoed"),
         "the handshake selected {got}, not {protocol:?}"
     );
 }
@@ -117,13 +118,13 @@ async fn first_receives_greeting(w: &mut GoldenWorld, one: String, each: String,
         ensure!(
             w,
             first["type"] == "connection_established",
-            "GP-CONN-002",
+            check("connect.greeting"),
             "the first frame is not connection_established: {first}"
         );
         ensure!(
             w,
             first["payload"]["user_id"] == wire.as_str(),
-            "GP-CONN-002",
+            check("connect.greeting"),
             "connection_established names {} instead of the token's sub {wire:?}",
             first["payload"]["user_id"]
         );
@@ -144,14 +145,14 @@ async fn advertises(w: &mut GoldenWorld, user: String, major: String) {
         ensure!(
             w,
             version == major || version.starts_with(&format!("{major}.")),
-            "GP-CONN-006",
+            check("connect.greeting-limits"),
             "spec_version is {}, not {major}",
             p["spec_version"]
         );
         ensure!(
             w,
             p["max_frame_bytes"].is_u64(),
-            "GP-CONN-006",
+            check("connect.greeting-limits"),
             "max_frame_bytes is {}, not an integer",
             p["max_frame_bytes"]
         );
@@ -170,7 +171,7 @@ async fn distinct_ids(w: &mut GoldenWorld) {
         ensure!(
             w,
             seen.insert(id.clone()),
-            "GP-CONN-003",
+            check("connect.unique-connection-id"),
             "two connections share connection_id {id}"
         );
     }
@@ -193,7 +194,7 @@ async fn close_answered(w: &mut GoldenWorld) {
         Some(Some(_)) => {}
         Some(None) => fail!(
             w,
-            "GP-CONN-005",
+            check("connect.close-answered"),
             "the connection ended without a close frame in answer"
         ),
         None => suite_error!("no connection was closed"),
@@ -246,9 +247,9 @@ fn raw_frame(first_byte: u8, payload: &[u8], masked: bool, announced: Option<u64
 /// The requirement a close code answers for, in the connection family.
 fn close_requirement(code: u16) -> &'static str {
     match code {
-        1007 => "GP-CONN-007",
-        1009 => "GP-CONN-009",
-        _ => "GP-CONN-008",
+        1007 => check("connect.invalid-utf8-closed"),
+        1009 => check("connect.oversize-closed"),
+        _ => check("connect.bad-frame-closed"),
     }
 }
 
@@ -262,7 +263,7 @@ async fn sends_broken_frame(w: &mut GoldenWorld, user: String, what: String) {
     let ping = br#"{"type": "ping", "id": "raw", "payload": {}}"#;
     let (requirement, bytes) = match what.as_str() {
         "a text frame that is not valid UTF-8" => (
-            "GP-CONN-007",
+            check("connect.invalid-utf8-closed"),
             // A ping whose id holds a lone continuation byte and a truncated sequence.
             raw_frame(
                 0x81,
@@ -271,12 +272,18 @@ async fn sends_broken_frame(w: &mut GoldenWorld, user: String, what: String) {
                 None,
             ),
         ),
-        "an unmasked text frame" => ("GP-CONN-008", raw_frame(0x81, ping, false, None)),
+        "an unmasked text frame" => (
+            check("connect.bad-frame-closed"),
+            raw_frame(0x81, ping, false, None),
+        ),
         "a text frame with a reserved bit set" => (
-            "GP-CONN-008",
+            check("connect.bad-frame-closed"),
             raw_frame(0x80 | 0x40 | 0x1, ping, true, None),
         ),
-        "a frame with a reserved opcode" => ("GP-CONN-008", raw_frame(0x83, ping, true, None)),
+        "a frame with a reserved opcode" => (
+            check("connect.bad-frame-closed"),
+            raw_frame(0x83, ping, true, None),
+        ),
         _ => {
             let greeting = w.first_frame(&user, 0).await;
             let Some(limit) = greeting["payload"]["max_frame_bytes"].as_u64() else {
@@ -286,7 +293,7 @@ async fn sends_broken_frame(w: &mut GoldenWorld, user: String, what: String) {
             let announced = limit.saturating_mul(64).saturating_add(1);
             let mut bytes = raw_frame(0x81, b"", true, Some(announced));
             bytes.extend_from_slice(b"{\"type\"");
-            ("GP-CONN-009", bytes)
+            (check("connect.oversize-closed"), bytes)
         }
     };
     let conn = w.conn(&user, 0);

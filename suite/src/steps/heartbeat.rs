@@ -4,6 +4,7 @@ use cucumber::{then, when};
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::checks::check;
 use crate::target::Incoming;
 use crate::world::{GoldenWorld, close_text, ensure, fail, suite_error};
 
@@ -25,9 +26,14 @@ async fn sends_ping(w: &mut GoldenWorld, user: String, id: String) {
 
 #[then(regex = r#"^(alice|bob|carol) receives a pong with request_id "(.*)"$"#)]
 async fn receives_pong(w: &mut GoldenWorld, user: String, id: String) {
-    // Through a dialect without an application ping, the pong is not judged (GP-HB-001 is
-    // lacked) and the scenario goes on to judge its own requirements.
-    if w.then() || w.ctx().dialect.lacked_requirement("GP-HB-001").is_some() {
+    // Through a dialect without an application ping, the pong is not judged (`ping.answered`
+    // is lacked) and the scenario goes on to judge its own requirements.
+    if w.then()
+        || w.ctx()
+            .dialect
+            .lacked_requirement(check("ping.answered"))
+            .is_some()
+    {
         return;
     }
     let at = w.pong_arrival(&user, &id).await;
@@ -60,7 +66,7 @@ async fn receives_control_pong(w: &mut GoldenWorld, user: String, data: String) 
                 ensure!(
                     w,
                     got.as_bytes() == data.as_bytes(),
-                    "GP-HB-002",
+                    check("ping.control-frame-answered"),
                     "the pong carries {got:?}, not {data:?}"
                 );
                 return;
@@ -72,7 +78,7 @@ async fn receives_control_pong(w: &mut GoldenWorld, user: String, data: String) 
             Ok(_) => continue,
             Err(e) => format!("no pong control frame: {e}"),
         };
-        fail!(w, "GP-HB-002", "{got}");
+        fail!(w, check("ping.control-frame-answered"), "{got}");
     }
 }
 
@@ -93,7 +99,7 @@ async fn stays_idle(w: &mut GoldenWorld, user: String, budget: String) {
                 let after = idle.saturating_sub(until.saturating_duration_since(Instant::now()));
                 fail!(
                     w,
-                    "GP-HB-003",
+                    check("idle.stays-open"),
                     "the server closed the idle connection after {} ({})",
                     crate::human(after),
                     close_text(code)

@@ -5,6 +5,7 @@ use cucumber::{then, when};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+use crate::checks::check;
 use crate::report::LeakMatrix;
 use crate::world::{GoldenWorld, fail};
 
@@ -68,7 +69,7 @@ async fn into_thread_on(w: &mut GoldenWorld, user: String, owner: String, n: usi
         .await;
     if user == owner {
         // The owner through another tab (another instance): a refusal breaks the scenario's.
-        w.expect_run = vec!["GP-ISO-011"];
+        w.expect_run = vec![check("thread.owner-posts-on-another-instance")];
     }
 }
 
@@ -98,7 +99,10 @@ async fn into_thread(w: &mut GoldenWorld, user: String, owner: String) {
         .await;
     if user == owner {
         // Its owner posting into a thread the server created: a refusal breaks these.
-        w.expect_run = vec!["GP-ISO-007", "GP-ISO-009"];
+        w.expect_run = vec![
+            check("thread.owner-posts"),
+            check("thread.owner-posts-into-created"),
+        ];
     }
 }
 
@@ -125,7 +129,7 @@ async fn closes_mid_run(w: &mut GoldenWorld, user: String) {
             Ok(f) if f["type"] == "agent_started" => break f["run_id"].clone(),
             // The loop stops at `agent_started`: a run that ends first had none.
             Ok(f) if is_terminal(&f) => (
-                "GP-SEQ-001",
+                check("run.starts-with-agent-started"),
                 format!(
                     "the run ended on {} without an agent_started: {f}",
                     conn.label
@@ -137,8 +141,11 @@ async fn closes_mid_run(w: &mut GoldenWorld, user: String) {
                 let got = format!("the run's agent_started never reached {label}: {e}");
                 w.settle_others(&user, &label).await;
                 match w.other_tab_with_run(&user, &label) {
-                    Some(other) => ("GP-ISO-001", format!("{got}; {other} received it")),
-                    None => ("GP-ROUTE-001", got),
+                    Some(other) => (
+                        check("run.reaches-every-tab"),
+                        format!("{got}; {other} received it"),
+                    ),
+                    None => (check("message.starts-one-run"), got),
                 }
             }
         };
@@ -168,7 +175,7 @@ async fn belongs_to(w: &mut GoldenWorld, user: String) {
                 "a frame of the run on {label} names owner {}, not {wire:?}",
                 f["user_id"]
             );
-            w.fail("GP-ISO-005", got);
+            w.fail(check("run.names-its-owner"), got);
         }
     }
 }
@@ -189,7 +196,7 @@ async fn in_thread(w: &mut GoldenWorld, user: String) {
     if let Some((label, got)) = stray {
         fail!(
             w,
-            "GP-ISO-008",
+            check("thread.no-stray-frames"),
             "a frame of the run on {label} is in thread {got}, not {user}'s {thread:?} that the message named"
         );
     }
@@ -225,7 +232,7 @@ async fn own_runs_on_every_instance(w: &mut GoldenWorld) {
 }
 
 /// Every connection received exactly its own user's runs of this action, each once and to its
-/// terminal event. Failures name `GP-ISO-001`, `GP-ISO-003`... by what went wrong; with
+/// terminal event. Failures name `run.reaches-every-tab`, `run.once-per-tab`... by what went wrong; with
 /// `scoped`, the scenario's own requirements (the cross-instance ones) fail instead.
 async fn judge_own_runs(w: &mut GoldenWorld, scoped: bool) {
     let deadline = w.run_deadline();
@@ -283,10 +290,13 @@ async fn judge_own_runs(w: &mut GoldenWorld, scoped: bool) {
     } in &received
     {
         if runs.len() > *want {
-            problems.entry("GP-ROUTE-001").or_default().push(format!(
-                "{label} received {} of its user's runs for {want} messages",
-                runs.len()
-            ));
+            problems
+                .entry(check("message.starts-one-run"))
+                .or_default()
+                .push(format!(
+                    "{label} received {} of its user's runs for {want} messages",
+                    runs.len()
+                ));
         }
         if runs.len() < *want {
             // Missing here: lost on the way to this tab when another tab of the user has it;
@@ -302,15 +312,15 @@ async fn judge_own_runs(w: &mut GoldenWorld, scoped: bool) {
                 .all(|other| other.runs.is_empty());
             let (requirement, text) = match elsewhere {
                 Some(TabRuns { label: other, .. }) => (
-                    "GP-ISO-001",
+                    check("run.reaches-every-tab"),
                     format!("{label} lacks a run of its user that {other} received"),
                 ),
                 None if none_anywhere => (
-                    "GP-ROUTE-001",
+                    check("message.starts-one-run"),
                     format!("no run arrived on any connection of {user} for {want} messages"),
                 ),
                 None => (
-                    "GP-ISO-003",
+                    check("run.once-per-tab"),
                     format!(
                         "{label} received {} of its user's runs for {want} messages",
                         runs.len()
@@ -325,15 +335,18 @@ async fn judge_own_runs(w: &mut GoldenWorld, scoped: bool) {
                 let id = f["event_id"].to_string();
                 if !seen.insert(id.clone()) {
                     problems
-                        .entry("GP-ISO-003")
+                        .entry(check("run.once-per-tab"))
                         .or_default()
                         .push(format!("{label} received frame {id} of run {run_id} twice"));
                 }
             }
             if !run.iter().any(is_terminal) {
-                problems.entry("GP-SEQ-008").or_default().push(format!(
-                    "{label}: run {run_id} did not reach its terminal event"
-                ));
+                problems
+                    .entry(crate::world::unfinished_requirement())
+                    .or_default()
+                    .push(format!(
+                        "{label}: run {run_id} did not reach its terminal event"
+                    ));
             }
         }
     }
@@ -347,7 +360,9 @@ async fn judge_own_runs(w: &mut GoldenWorld, scoped: bool) {
             .collect();
         w.fail_tagged(got.join("; "));
     }
-    let only_no_run = problems.keys().all(|id| *id == "GP-ROUTE-001");
+    let only_no_run = problems
+        .keys()
+        .all(|id| *id == check("message.starts-one-run"));
     let text = |p: &Vec<String>| format!("{} ({} in all)", p[0], p.len());
     for (id, p) in &problems {
         if *id != last {
@@ -377,7 +392,7 @@ async fn no_leak_on_any_instance(w: &mut GoldenWorld) {
     judge_no_leak(w, true).await;
 }
 
-/// No connection received a frame of another user's run. A leak fails `GP-ISO-002`, and with
+/// No connection received a frame of another user's run. A leak fails `owner.no-leak`, and with
 /// `scoped` the scenario's own requirements too.
 async fn judge_no_leak(w: &mut GoldenWorld, scoped: bool) {
     w.settle_all().await;
@@ -405,7 +420,7 @@ async fn judge_no_leak(w: &mut GoldenWorld, scoped: bool) {
             (0..w.count(&sender)).any(|i| w.since_action(&sender, i).iter().any(answered));
         if !arrived {
             w.fail_and_stop(
-                "GP-ROUTE-001",
+                check("message.starts-one-run"),
                 format!("no run arrived on any connection of {sender} for its messages"),
                 "no run to judge",
             );
@@ -479,12 +494,12 @@ async fn judge_no_leak(w: &mut GoldenWorld, scoped: bool) {
                     .collect::<Vec<_>>()
                     .join("; ")
             );
-            w.record("GP-ISO-002", &got);
+            w.record(check("owner.no-leak"), &got);
             w.fail_tagged(got);
         }
         fail!(
             w,
-            "GP-ISO-002",
+            check("owner.no-leak"),
             "{} frame(s) reached another user: {}",
             problems.len(),
             problems

@@ -1,9 +1,10 @@
 //! The run's timing against the budgets of `features/sequence.toml`: GP-LIVE (and the run
-//! timeout of GP-SEQ-008, the pong budget of GP-HB-004).
+//! timeout, the pong budget of the heartbeat family).
 
 use cucumber::then;
 use std::time::Duration;
 
+use crate::checks::check;
 use crate::world::{GoldenWorld, ensure};
 
 /// A named budget: its length and the requirement it bounds.
@@ -14,12 +15,15 @@ pub(crate) fn budget(w: &GoldenWorld, name: &str) -> (Duration, &'static str) {
     let ctx = w.ctx();
     let t = &ctx.budgets;
     let (ms, requirement) = match name {
-        "first-event budget" => (t.first_event_ms, "GP-LIVE-001"),
-        "completion budget" => (t.completion_ms, "GP-LIVE-002"),
-        "gap budget" => (t.max_gap_ms, "GP-LIVE-003"),
-        "run timeout" => (ctx.run_timeout.as_millis() as u64, "GP-SEQ-008"),
-        "idle budget" => (l.idle_ms, "GP-HB-003"),
-        _ => (l.pong_ms, "GP-HB-004"),
+        "first-event budget" => (t.first_event_ms, check("budget.first-event")),
+        "completion budget" => (t.completion_ms, check("budget.completion")),
+        "gap budget" => (t.max_gap_ms, check("budget.gap")),
+        "run timeout" => (
+            ctx.run_timeout.as_millis() as u64,
+            crate::world::unfinished_requirement(),
+        ),
+        "idle budget" => (l.idle_ms, check("budget.idle")),
+        _ => (l.pong_ms, check("budget.pong")),
     };
     (Duration::from_millis(ms), requirement)
 }

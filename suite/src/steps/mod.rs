@@ -1,6 +1,7 @@
 //! Step definitions, one module per requirement family. Each step speaks the domain of
 //! `features/README.md` ("Step vocabulary"); a failing step names the requirement it checks
-//! (`[GP-ROUTE-002] ...`) so the report can pin the failure on it.
+//! (by its check's name in `features/checks.toml`, or the machine's or an error code's rule)
+//! so the report can pin the failure on it.
 
 mod auth;
 mod connection;

@@ -3,6 +3,7 @@
 use cucumber::{then, when};
 use serde_json::{Value, json};
 
+use crate::checks::check;
 use crate::target::RecvError;
 use crate::world::{GoldenWorld, close_text, ensure, fail, suite_error};
 
@@ -68,7 +69,7 @@ async fn sends_oversized(w: &mut GoldenWorld, user: String) {
     let conn = w.conn(&user, 0);
     conn.cursor = conn.received.len();
     if let Err(e) = conn.send_text(frame).await {
-        fail!(w, "GP-ROUTE-007", "could not send: {e}");
+        fail!(w, check("message.oversize-sent"), "could not send: {e}");
     }
 }
 
@@ -190,7 +191,7 @@ async fn error_field(w: &mut GoldenWorld, field: String, value: String) {
     ensure!(
         w,
         error["payload"][&field] == value.as_str(),
-        "GP-ROUTE-009",
+        check("error.echoes-field"),
         "the error frame's {field} is {}, not {value:?}: {error}",
         error["payload"][&field]
     );

@@ -6,11 +6,12 @@ use serde_json::Value;
 
 use tokio::time::Instant;
 
+use crate::checks::check;
 use crate::target::Incoming;
 use crate::world::{GoldenWorld, ensure, fail, suite_error};
 
 /// The frames of `kind` in the run, a frame delivered twice counted once (the duplicate is
-/// `GP-ISO-003`'s business, not the run's shape).
+/// `run.once-per-tab`'s business, not the run's shape).
 fn count(run: &[Value], kind: &str) -> usize {
     let events: std::collections::HashSet<String> = run
         .iter()
@@ -59,7 +60,7 @@ async fn echoes_request_id(w: &mut GoldenWorld) {
     ensure!(
         w,
         echoed == id.as_str(),
-        "GP-SEQ-012",
+        check("run.echoes-request-id"),
         "the run's agent_started carries request_id {echoed}, not the message's id {id:?}"
     );
 }
@@ -98,7 +99,7 @@ async fn five_events(w: &mut GoldenWorld) {
         ensure!(
             w,
             missing.is_empty(),
-            "GP-SEQ-013",
+            check("run.uses-a-tool"),
             "the run on {label} made to use a tool has no {}: {}",
             missing.join(", no "),
             run.iter()
@@ -147,7 +148,7 @@ async fn quiet_after_terminal(w: &mut GoldenWorld) {
         ensure!(
             w,
             after.is_empty(),
-            "GP-SEQ-005",
+            check("run.quiet-after-terminal"),
             "on {label}, frames of run {run_id} arrived within the quiet window ({}): {}",
             crate::human(quiet),
             after.join("; ")
@@ -189,23 +190,26 @@ async fn receives_run(
         if let Some(other) = others.first() {
             fail!(
                 w,
-                "GP-ROUTE-001",
+                check("message.starts-one-run"),
                 "one user message started more than one run: {other}"
             );
         }
         if let Some(tools) = tools {
             let (exec, done) = (count(&run, "tool_executing"), count(&run, "tool_completed"));
-            // A call opened and not closed, or closed twice, breaks the pairing rules the state
-            // machine names; a run cut short after a failing call breaks GP-SEQ-009; any other
-            // count is the directive's shape.
-            let requirement = if exec > done {
-                "GP-SEQ-004"
-            } else if done > exec {
-                "GP-SEQ-002"
-            } else if exec < tools && stopped_after_failure(&run) {
-                "GP-SEQ-009"
+            // A call opened and not closed, or closed twice, breaks the pairing rules of the
+            // run's state machine: the judge reported it on arrival, and the count is moot.
+            if exec != done {
+                w.judged_on_arrival(format!(
+                    "the run on connection {} had {exec} tool_executing and {done} tool_completed",
+                    i + 1
+                ));
+            }
+            // A run cut short after a failing call did not complete; any other count is the
+            // directive's shape.
+            let requirement = if exec < tools && stopped_after_failure(&run) {
+                check("run.completes")
             } else {
-                "GP-SEQ-011"
+                check("run.directive-shape")
             };
             ensure!(
                 w,
@@ -219,7 +223,7 @@ async fn receives_run(
             ensure!(
                 w,
                 got == thinking,
-                "GP-SEQ-011",
+                check("run.directive-shape"),
                 "the directive asked for {thinking} thinking steps; the run had {got}"
             );
         }
@@ -230,7 +234,7 @@ async fn receives_run(
                 ensure!(
                     w,
                     ids(f) == ids(&run),
-                    "GP-ISO-001",
+                    check("run.reaches-every-tab"),
                     "{user}'s connections received different frames of the run"
                 );
             }
@@ -302,9 +306,9 @@ async fn ends_with(w: &mut GoldenWorld, terminal: String) {
     let run = the_run(w);
     let last = run.last().cloned().unwrap_or_default();
     let requirement = if terminal == "agent_error" {
-        "GP-SEQ-010"
+        check("run.ends-with-error")
     } else {
-        "GP-SEQ-009"
+        check("run.completes")
     };
     ensure!(
         w,
@@ -328,7 +332,7 @@ async fn tool_status(w: &mut GoldenWorld, k: usize, status: String) {
     let Some(call) = opened.get(k.saturating_sub(1)) else {
         fail!(
             w,
-            "GP-SEQ-009",
+            check("run.completes"),
             "the run opened {} tool calls, not {k}",
             opened.len()
         );
@@ -338,12 +342,16 @@ async fn tool_status(w: &mut GoldenWorld, k: usize, status: String) {
         .iter()
         .find(|f| f["type"] == "tool_completed" && f["payload"]["tool_call_id"] == *id);
     let Some(done) = done else {
-        fail!(w, "GP-SEQ-009", "tool call {k} ({id}) never completed")
+        fail!(
+            w,
+            check("run.completes"),
+            "tool call {k} ({id}) never completed"
+        )
     };
     ensure!(
         w,
         done["payload"]["status"] == status.as_str(),
-        "GP-SEQ-009",
+        check("run.completes"),
         "tool call {k} completed with {done}"
     );
 }

@@ -3,6 +3,7 @@
 
 use cucumber::then;
 
+use crate::checks::check;
 use crate::world::{GoldenWorld, ensure};
 
 #[then(
@@ -13,10 +14,10 @@ async fn every_frame(w: &mut GoldenWorld, property: String) {
         return;
     }
     let requirement = match property.as_str() {
-        "is a text frame holding one JSON object" => "GP-WIRE-001",
-        "is valid against its schema" => "GP-WIRE-002",
-        "has a server type of this spec version" => "GP-WIRE-003",
-        _ => "GP-WIRE-004",
+        "is a text frame holding one JSON object" => check("wire.json-object"),
+        "is valid against its schema" => check("wire.schema"),
+        "has a server type of this spec version" => check("wire.server-type"),
+        _ => check("wire.fresh-event-id"),
     };
     w.settle_all().await;
     let mut bad = Vec::new();
