@@ -53,6 +53,7 @@ pub fn checks() -> &'static [Check] {
             .into_iter()
             .map(|(name, id)| {
                 let requirement = crate::catalogue::requirement(&id)
+                    .or_else(|| crate::catalogue::load_requirement(&id))
                     .map(|r| r.id)
                     .unwrap_or_else(|| {
                         panic!("features/checks.toml: check {name:?} names {id:?}, no requirement of the catalogue")

@@ -61,10 +61,11 @@ pub(crate) struct LoadArgs {
     #[arg(long = "slo", value_name = "NAME=VALUE")]
     slos: Vec<String>,
     /// Rolling restart: run this shell command (sh -c) while the load goes on, e.g. a script
-    /// that restarts one instance (GOLDENPATH_LOAD_URL, the first URL, and GOLDENPATH_LOAD_URLS, all of them, are in its environment). Connections the
-    /// server closes reconnect with a backoff (50 ms doubling to 1 s); the report counts the
-    /// closes with 1001, the reconnect time, the runs lost and refused, and judges GP-DEPLOY-001
-    /// to 003. See MIGRATING.md, "Rolling restart".
+    /// that restarts one instance (GOLDENPATH_LOAD_URL, the first URL, and GOLDENPATH_LOAD_URLS,
+    /// all of them, are in its environment). Connections the server closes reconnect with a
+    /// backoff (50 ms doubling to 1 s); the report counts the closes with 1001, the reconnect
+    /// time, the runs lost and refused, and judges the deploy requirements (the GP-DEPLOY
+    /// family). See MIGRATING.md, "Rolling restart".
     #[arg(long, value_name = "CMD")]
     restart_cmd: Option<String>,
     /// When to run --restart-cmd, in seconds from the start of the sends (default: a third of

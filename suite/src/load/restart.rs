@@ -8,6 +8,7 @@
 //! refused with an explicit `error`), and judges the `GP-DEPLOY` requirements, which only this
 //! mode can judge (`features/README.md` says so; `goldenpath check` lists none of them).
 
+use crate::checks::check;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -210,24 +211,27 @@ pub(crate) fn judge(r: &RestartReport) -> Vec<DeployVerdict> {
     goldenpath_spec::catalogue::load_requirements()
         .iter()
         .map(|req| {
-            let (ok, evidence) = match req.id {
-                "GP-DEPLOY-001" if closes == 0 => (None, not_reached().to_owned()),
-                "GP-DEPLOY-001" => (
+            let is = |name: &str| req.id == check(name);
+            let (ok, evidence) = match () {
+                _ if is("deploy.closes-going-away") && closes == 0 => {
+                    (None, not_reached().to_owned())
+                }
+                _ if is("deploy.closes-going-away") => (
                     Some(r.closes_abrupt == 0),
                     format!(
                         "{} of {closes} connection(s) closed by the server with 1001",
                         r.closes_going_away
                     ),
                 ),
-                "GP-DEPLOY-002" => (
+                _ if is("deploy.no-run-lost") => (
                     Some(r.runs_lost == 0),
                     format!(
                         "{} run(s) lost, {} refused explicitly",
                         r.runs_lost, r.runs_refused
                     ),
                 ),
-                "GP-DEPLOY-003" if closes == 0 => (None, not_reached().to_owned()),
-                "GP-DEPLOY-003" => (
+                _ if is("deploy.clients-back") && closes == 0 => (None, not_reached().to_owned()),
+                _ if is("deploy.clients-back") => (
                     Some(r.connections_not_back == 0),
                     format!(
                         "{} reconnect(s), {} connection(s) not back before the end of the sends",

@@ -82,8 +82,8 @@ async fn reconnects_and_resumes(w: &mut GoldenWorld, user: String, point: String
         Point::Start => 0,
     };
     if point == Point::LastReceived && seen.iter().any(is_terminal) {
-        // The closing handshake took so long that the whole run arrived first (GP-CONN-005 is
-        // the close's business): nothing is left to take up.
+        // The closing handshake took so long that the whole run arrived first (how fast a close
+        // goes is the connection family's business): nothing is left to take up.
         return w.skip(format!(
             "run {run_id} ended on {user}'s closed connection before it closed: nothing to resume"
         ));
