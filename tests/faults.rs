@@ -317,7 +317,7 @@ fn render_kill_matrix() -> String {
     let _ = writeln!(
         out,
         "Which deliberately broken server fails which requirement. Each fault is the reference router \
-         with one realistic bug switched on (`goldenpath serve --fault NAME`, `reference/src/faults.rs`), \
+         with one realistic bug switched on (`goldenpath serve --fault NAME`, `reference/src/faults/`), \
          and declares the exact set of requirements it breaks; the faulty-server matrix \
          (`tests/faults.rs`) runs the whole suite, strict, against each and checks that it fails \
          exactly that set, and that the clean reference passes everything. The faults of the Redis \
