@@ -211,27 +211,29 @@ pub(crate) fn judge(r: &RestartReport) -> Vec<DeployVerdict> {
     goldenpath_spec::catalogue::load_requirements()
         .iter()
         .map(|req| {
-            let is = |name: &str| req.id == check(name);
+            let is = |id: &str| req.id == id;
             let (ok, evidence) = match () {
-                _ if is("deploy.closes-going-away") && closes == 0 => {
+                _ if is(check("deploy.closes-going-away")) && closes == 0 => {
                     (None, not_reached().to_owned())
                 }
-                _ if is("deploy.closes-going-away") => (
+                _ if is(check("deploy.closes-going-away")) => (
                     Some(r.closes_abrupt == 0),
                     format!(
                         "{} of {closes} connection(s) closed by the server with 1001",
                         r.closes_going_away
                     ),
                 ),
-                _ if is("deploy.no-run-lost") => (
+                _ if is(check("deploy.no-run-lost")) => (
                     Some(r.runs_lost == 0),
                     format!(
                         "{} run(s) lost, {} refused explicitly",
                         r.runs_lost, r.runs_refused
                     ),
                 ),
-                _ if is("deploy.clients-back") && closes == 0 => (None, not_reached().to_owned()),
-                _ if is("deploy.clients-back") => (
+                _ if is(check("deploy.clients-back")) && closes == 0 => {
+                    (None, not_reached().to_owned())
+                }
+                _ if is(check("deploy.clients-back")) => (
                     Some(r.connections_not_back == 0),
                     format!(
                         "{} reconnect(s), {} connection(s) not back before the end of the sends",
