@@ -20,7 +20,7 @@
 //!   a test directive, and `@tool-trigger`, by those that send the target's tool trigger;
 //! - after outline expansion, there are enough scenarios, and every step matches exactly one
 //!   pattern of the catalogue's *Step vocabulary*, every pattern is used, and there are at most
-//!   56 of them: the vocabulary stays the runner's contract.
+//!   `MAX_PATTERNS` of them: the vocabulary stays the runner's contract.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -51,7 +51,8 @@ const DIRECTIVE_STEP: &str = "with the directive";
 
 const MIN_SCENARIOS: usize = 35;
 const MIN_REQUIREMENTS: usize = 30;
-// 56 for one instance, and the cross-instance steps of GP-ISO-010..012.
+// 56 for one instance, the cross-instance steps of GP-ISO-010..012 and the resume steps of
+// GP-SEQ-014.
 const MAX_PATTERNS: usize = 60;
 
 /// One scenario to run: a plain scenario, or one row of an outline's examples.
