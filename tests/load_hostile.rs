@@ -10,6 +10,8 @@
 //! ```sh
 //! cargo test -p goldenpath --test load_hostile
 //! ```
+//!
+//! (A little over 500 lines: one harness and the hostile servers it starts, one test each.)
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};

@@ -18,6 +18,9 @@
 //!
 //! A machine without `redis-server` fails these tests, saying how to install it
 //! (`apt-get install redis-server`; `.ci/run` does).
+//!
+//! (Over 500 lines: the tests share one harness — the Redis process, the cluster of instances, the
+//! raw-socket tab — kept beside the tests that use it.)
 
 use futures_util::{SinkExt, StreamExt};
 use goldenpath::{Options, Target, TokenSource, Verdict, tokens};

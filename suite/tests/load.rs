@@ -1,5 +1,7 @@
 //! `goldenpath::load`: a short clean run against the embedded reference router, and runs
 //! against tiny faulty servers that show each counter can fail.
+//!
+//! (Over 500 lines: the tiny faulty servers stay beside the tests proving each counter can fail.)
 
 use futures_util::{SinkExt, StreamExt};
 use goldenpath::{LoadOptions, Target, TokenSource, tokens};

@@ -25,6 +25,9 @@
 //! assert!(Dialect::load("no-such-dialect").is_err());
 //! # Ok::<(), goldenpath::DialectError>(())
 //! ```
+//!
+//! (A little over 500 lines: the dialect and its normalizer; the file format, its validation and
+//! the inbound and outbound rules are modules of their own.)
 
 mod inbound;
 mod outbound;

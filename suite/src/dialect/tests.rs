@@ -1,5 +1,7 @@
 //! The dialect format and every rule, on the frames of the netra legacy backend
 //! (`suite/dialects/README.md`, "netra-legacy, fact by fact").
+//!
+//! (Over 500 lines: one test per rule of the dialect format, on the same legacy fixtures.)
 
 use super::*;
 use goldenpath_spec::MessageType;

@@ -1,5 +1,7 @@
 //! Who receives what: GP-ISO. Every run frame a user receives must be of that user's runs; the
 //! leak matrix (run owner × receiving user) is the evidence when one is not.
+//!
+//! (A little over 500 lines: the isolation steps share the leak matrix and its evidence.)
 
 use cucumber::{then, when};
 use serde_json::{Value, json};

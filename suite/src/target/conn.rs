@@ -1,6 +1,9 @@
 //! One recorded WebSocket connection to the target: everything it sends and receives is kept
 //! in its transcript (bounded, `--evidence`), every frame it receives is judged on arrival, and
 //! a connection past its bounds is a flood, no longer read.
+//!
+//! (A little over 500 lines: the transcript, its bounds and the judging on arrival are one
+//! connection's state.)
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
