@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use goldenpath::writer::{self, Baseline};
-use serde_json::{Value, json};
 
 use crate::{fixtures, snapshot};
 
@@ -14,27 +13,20 @@ fn a_baseline_classifies_every_requirement_against_the_previous_run() {
     let now = fixtures::report("constructed");
     // The previous run, as its JSON: the same report with other verdicts, and one requirement
     // that is not checked now.
-    let mut prev: Value = serde_json::from_str(&writer::to_json(now)).unwrap();
-    let requirements = prev["requirements"].as_array_mut().unwrap();
-    for r in requirements.iter_mut() {
-        let verdict = match r["id"].as_str().unwrap() {
-            "GP-ISO-002" => "fail",     // fail → fail: still failing
-            "GP-CONN-005" => "error",   // error → error: still failing
-            "GP-WIRE-004" => "pass",    // pass → fail: new failure
-            "GP-ROUTE-002" => "fail",   // fail → pass: fixed
-            "GP-HB-004" => "fail",      // fail → pass-nonstrict: fixed
-            "GP-ISO-001" => "pass",     // pass → pass: unchanged
-            "GP-SEQ-011" => "skip",     // skip → skip: unchanged
-            "GP-ROUTE-003" => "remove", // absent → pass: unchanged
-            other => panic!("unexpected requirement {other}"),
-        };
-        r["verdict"] = json!(verdict);
-    }
-    requirements.retain(|r| r["verdict"] != "remove");
-    requirements.push(json!({
-        "id": "GP-AUTH-001", "level": "MUST", "text": "gone", "family": "AUTH",
-        "verdict": "fail", "scenarios": ["auth:A connection without a token is refused"],
-    }));
+    let prev = fixtures::previous(
+        now,
+        &[
+            ("GP-ISO-002", "fail"),     // fail → fail: still failing
+            ("GP-CONN-005", "error"),   // error → error: still failing
+            ("GP-WIRE-004", "pass"),    // pass → fail: new failure
+            ("GP-ROUTE-002", "fail"),   // fail → pass: fixed
+            ("GP-HB-004", "fail"),      // fail → pass-nonstrict: fixed
+            ("GP-ISO-001", "pass"),     // pass → pass: unchanged
+            ("GP-SEQ-011", "skip"),     // skip → skip: unchanged
+            ("GP-ROUTE-003", "remove"), // absent → pass: unchanged
+        ],
+        "fail",
+    );
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("writers-baseline.json");
     std::fs::write(&path, serde_json::to_string_pretty(&prev).unwrap()).unwrap();
     let baseline = Baseline::read(&path).expect("a JSON report is a baseline");

@@ -3,7 +3,7 @@
 
 use goldenpath::report::Report;
 use goldenpath::writer;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{fixtures, snapshot};
 
@@ -11,27 +11,20 @@ use crate::{fixtures, snapshot};
 fn a_diff_names_every_transition_and_the_debt_delta() {
     let now = fixtures::report("constructed");
     // The older report: the same with other verdicts, a requirement gone since, and a dialect.
-    let mut prev: Value = serde_json::from_str(&writer::to_json(now)).unwrap();
-    let requirements = prev["requirements"].as_array_mut().unwrap();
-    for r in requirements.iter_mut() {
-        let verdict = match r["id"].as_str().unwrap() {
-            "GP-ISO-002" => "fail",     // fail → fail: still failing
-            "GP-CONN-005" => "pass",    // pass → error: new failure
-            "GP-WIRE-004" => "pass",    // pass → fail: new failure
-            "GP-ROUTE-002" => "fail",   // fail → pass: fixed
-            "GP-HB-004" => "pass",      // pass → pass-nonstrict: SHOULD newly missed
-            "GP-ISO-001" => "skip",     // skip → pass: gained
-            "GP-SEQ-011" => "pass",     // pass → skip: lost
-            "GP-ROUTE-003" => "remove", // absent → pass: new
-            other => panic!("unexpected requirement {other}"),
-        };
-        r["verdict"] = json!(verdict);
-    }
-    requirements.retain(|r| r["verdict"] != "remove");
-    requirements.push(json!({
-        "id": "GP-AUTH-001", "level": "MUST", "text": "gone", "family": "AUTH",
-        "verdict": "pass", "scenarios": ["auth:A connection without a token is refused"],
-    }));
+    let mut prev = fixtures::previous(
+        now,
+        &[
+            ("GP-ISO-002", "fail"),     // fail → fail: still failing
+            ("GP-CONN-005", "pass"),    // pass → error: new failure
+            ("GP-WIRE-004", "pass"),    // pass → fail: new failure
+            ("GP-ROUTE-002", "fail"),   // fail → pass: fixed
+            ("GP-HB-004", "pass"),      // pass → pass-nonstrict: SHOULD newly missed
+            ("GP-ISO-001", "skip"),     // skip → pass: gained
+            ("GP-SEQ-011", "pass"),     // pass → skip: lost
+            ("GP-ROUTE-003", "remove"), // absent → pass: new
+        ],
+        "pass",
+    );
     prev["target"] = json!("ws://legacy.example/ws");
     prev["dialect"] = json!({
         "name": "netra-legacy", "origin": "built-in netra-legacy", "debt": 3,

@@ -138,3 +138,27 @@ fn legacy_capture() -> String {
     ];
     lines.join("\n") + "\n"
 }
+
+/// `now` as the JSON of an earlier run: each requirement's verdict set from `verdicts` (every
+/// requirement of `now` must be named; `"remove"` drops it), and a MUST `gone` (GP-AUTH-001,
+/// not checked now) added with the verdict `gone`.
+pub(crate) fn previous(now: &Report, verdicts: &[(&str, &str)], gone: &str) -> serde_json::Value {
+    let mut prev: serde_json::Value =
+        serde_json::from_str(&goldenpath::writer::to_json(now)).unwrap();
+    let requirements = prev["requirements"].as_array_mut().unwrap();
+    for r in requirements.iter_mut() {
+        let id = r["id"].as_str().unwrap();
+        let verdict = verdicts
+            .iter()
+            .find(|(named, _)| *named == id)
+            .unwrap_or_else(|| panic!("unexpected requirement {id}"))
+            .1;
+        r["verdict"] = serde_json::json!(verdict);
+    }
+    requirements.retain(|r| r["verdict"] != "remove");
+    requirements.push(serde_json::json!({
+        "id": "GP-AUTH-001", "level": "MUST", "text": "gone", "family": "AUTH",
+        "verdict": gone, "scenarios": ["auth:A connection without a token is refused"],
+    }));
+    prev
+}
