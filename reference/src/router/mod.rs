@@ -292,7 +292,39 @@ pub(crate) struct Sender<'a> {
     pub(crate) inbox: Option<&'a user_message::Inbox>,
 }
 
+/// What a [`Sender`] borrows, owned: for a task that answers after the read that started it
+/// (a message resolved on Redis, a resume read from Redis).
+pub(crate) struct Detached {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) routing: Arc<dyn Routing>,
+    pub(crate) user: Arc<str>,
+    pub(crate) conn: ConnHandle,
+}
+
+impl Detached {
+    /// The sender it stands for (no inbox: its messages are already being resolved in order).
+    pub(crate) fn sender(&self) -> Sender<'_> {
+        Sender {
+            shared: &self.shared,
+            routing: &self.routing,
+            user: &self.user,
+            conn: &self.conn,
+            inbox: None,
+        }
+    }
+}
+
 impl Sender<'_> {
+    /// Its parts, owned, for a task of its own.
+    pub(crate) fn detach(&self) -> Detached {
+        Detached {
+            shared: self.shared.clone(),
+            routing: self.routing.clone(),
+            user: self.user.clone(),
+            conn: self.conn.clone(),
+        }
+    }
+
     /// Answer the sender's connection with an `error` frame.
     pub(crate) fn refuse(&self, refusal: &Refusal) {
         self.shared

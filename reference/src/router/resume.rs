@@ -22,11 +22,6 @@ struct Payload {
 
 pub(super) fn handle(resume: Resume, sender: &Sender<'_>) {
     let shared = sender.shared;
-    let (user, conn, routing) = (
-        sender.user.clone(),
-        sender.conn.clone(),
-        sender.routing.clone(),
-    );
     let Resume { id, payload } = resume;
     // Where the replay starts: right after the last frame the client saw.
     let from = shared.broadcast.replay_from(payload.last_seq);
@@ -39,40 +34,38 @@ pub(super) fn handle(resume: Resume, sender: &Sender<'_>) {
     match &shared.bus {
         None => {
             let replay = &shared.replay;
-            if let Err(e) =
-                replay.resume_here(from, &user, &conn, &payload.run_id, payload.last_seq)
-            {
+            if let Err(e) = replay.resume_here(
+                from,
+                sender.user,
+                sender.conn,
+                &payload.run_id,
+                payload.last_seq,
+            ) {
                 sender.refuse(&refusal(e));
             }
         }
         Some(bus) => {
             // Reading the window is a round trip to Redis: the connection's loop goes on.
-            let (bus, shared) = (bus.clone(), shared.clone());
-            shared.clone().tasks.spawn(async move {
-                let replay = &shared.replay;
+            let (bus, owned) = (bus.clone(), sender.detach());
+            shared.tasks.spawn(async move {
                 let window = async {
                     let key = crate::replay::key(&payload.run_id);
                     bus.lrange(&key).await.ok()
                 };
-                let served = replay
+                let served = owned
+                    .shared
+                    .replay
                     .resume_on(
                         window,
                         from,
-                        &user,
-                        &conn,
+                        &owned.user,
+                        &owned.conn,
                         &payload.run_id,
                         payload.last_seq,
                     )
                     .await;
                 if let Err(e) = served {
-                    let sender = Sender {
-                        shared: &shared,
-                        routing: &routing,
-                        user: &user,
-                        conn: &conn,
-                        inbox: None,
-                    };
-                    sender.refuse(&refusal(e));
+                    owned.sender().refuse(&refusal(e));
                 }
             });
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use super::{Refusal, Routing, Sender};
+use super::{Detached, Refusal, Routing, Sender};
 use crate::agent;
 use crate::broadcast::RunSender;
 use crate::bus::{BusDown, RedisBus};
@@ -139,19 +139,15 @@ pub(crate) fn inbox(
     conn: &ConnHandle,
 ) -> Inbox {
     let (tx, mut rx) = mpsc::channel::<UserMessage>(INBOX_MESSAGES);
-    let (shared, user, conn) = (shared.clone(), user.clone(), conn.clone());
-    let routing = routing.clone();
-    let tasks = shared.tasks.clone();
-    tasks.spawn(async move {
+    let owned = Detached {
+        shared: shared.clone(),
+        routing: routing.clone(),
+        user: user.clone(),
+        conn: conn.clone(),
+    };
+    shared.tasks.spawn(async move {
         while let Some(message) = rx.recv().await {
-            let sender = Sender {
-                shared: &shared,
-                routing: &routing,
-                user: &user,
-                conn: &conn,
-                inbox: None,
-            };
-            resolve_on_bus(&bus, message, &sender).await;
+            resolve_on_bus(&bus, message, &owned.sender()).await;
         }
     });
     tx
