@@ -77,11 +77,43 @@ enum Follow {
     Live(u64),
 }
 
-/// The replay windows and the followers of this instance. Shared through the registry.
+/// The most runs whose windows one process holds: past it, the oldest run's window goes (a
+/// resume of it is answered `resume_unavailable`, as for frames past their retention). With
+/// `window_frames` frames of a few hundred bytes each, some hundreds of MiB at most.
+const MAX_WINDOWS: usize = 10_000;
+
+/// The in-process windows, and the order their runs started in (the oldest first), so that
+/// forgetting the expired ones costs nothing per frame.
+#[derive(Default)]
+struct Windows {
+    by_run: HashMap<String, Window>,
+    started: VecDeque<String>,
+}
+
+impl Windows {
+    /// A run starts: forget, oldest first, the windows whose retention is over, and the oldest
+    /// beyond [`MAX_WINDOWS`]. A long run still held stops the sweep until it expires.
+    fn sweep(&mut self, now: Instant) {
+        while let Some(run) = self.started.front() {
+            let expired = self
+                .by_run
+                .get(run)
+                .is_none_or(|w| now.duration_since(w.latest) >= window().retention());
+            if !expired && self.by_run.len() < MAX_WINDOWS {
+                break;
+            }
+            if let Some(run) = self.started.pop_front() {
+                self.by_run.remove(&run);
+            }
+        }
+    }
+}
+
+/// The replay windows and the followers of this instance.
 #[derive(Default)]
 pub(crate) struct Replay {
     /// run id → window (the in-process path only).
-    held: Mutex<HashMap<String, Window>>,
+    held: Mutex<Windows>,
     /// run id → the connections taking it up here.
     followers: Mutex<HashMap<String, Vec<Follower>>>,
 }
@@ -101,15 +133,18 @@ impl Replay {
         let now = Instant::now();
         {
             let mut held = lock(&self.held);
-            if seq == 1 {
-                // A run starts: forget the windows whose retention is over.
-                held.retain(|_, w| now.duration_since(w.latest) < window().retention());
+            if !held.by_run.contains_key(run_id) {
+                held.sweep(now);
+                held.started.push_back(run_id.to_owned());
             }
-            let w = held.entry(run_id.to_owned()).or_insert_with(|| Window {
-                owner: owner.clone(),
-                frames: VecDeque::new(),
-                latest: now,
-            });
+            let w = held
+                .by_run
+                .entry(run_id.to_owned())
+                .or_insert_with(|| Window {
+                    owner: owner.clone(),
+                    frames: VecDeque::new(),
+                    latest: now,
+                });
             w.latest = now;
             w.frames.push_back(Held {
                 seq,
@@ -293,6 +328,7 @@ impl Replay {
     fn read_here(&self, run_id: &str) -> Option<(Arc<str>, Vec<Held>)> {
         let held = lock(&self.held);
         let w = held
+            .by_run
             .get(run_id)
             .filter(|w| w.latest.elapsed() < window().retention())?;
         Some((w.owner.clone(), w.frames.iter().cloned().collect()))
@@ -400,6 +436,22 @@ mod tests {
             got.push(frame.to_string());
         }
         assert_eq!(got, ["f2", "f3", "f4"]);
+    }
+
+    #[test]
+    fn one_process_holds_at_most_max_windows_runs_and_forgets_the_oldest_first() {
+        let replay = Replay::default();
+        let alice: Arc<str> = Arc::from("alice");
+        for n in 0..=MAX_WINDOWS {
+            replay.record(&alice, &format!("r-{n}"), 1, false, "f1");
+        }
+        assert_eq!(lock(&replay.held).by_run.len(), MAX_WINDOWS);
+        assert!(
+            replay.read_here("r-0").is_none(),
+            "the oldest run is forgotten"
+        );
+        assert!(replay.read_here(&format!("r-{MAX_WINDOWS}")).is_some());
+        assert!(replay.read_here("r-1").is_some());
     }
 
     #[test]
